@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// The kmsd command. Runs the compiled CLI (npm ci / npm run build write dist/).
+import { main } from "../dist/src/cli/main.js";
+
+process.exitCode = await main(process.argv.slice(2), process.env);

@@ -1,0 +1,44 @@
+import type { SettingName } from "../../config/settings.js";
+import { createLogger } from "../../observability/logger.js";
+import { createServer } from "../../server.js";
+import type { Command } from "../command.js";
+
+const serveSettings: SettingName[] = [
+  "host",
+  "port",
+  "dataDir",
+  "rootKey",
+  "rootKeyFile",
+  "realm",
+  "maxBodyBytes",
+  "keyCacheSize",
+  "changePollMs",
+  "deletionSweepMs",
+  "shutdownGraceMs",
+  "logLevel",
+];
+
+export const serveCommand: Command = {
+  path: ["serve"],
+  summary: "Serve gRPC, gRPC-Web, Connect and Huawei's REST API on one port.",
+  options: {},
+  settings: serveSettings,
+  async run({ config }) {
+    const logger = createLogger(config.logLevel);
+    const server = createServer(config, { logger });
+    await server.start();
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals) => {
+        logger.info({ signal }, "shutting down");
+        process.off("SIGTERM", stop);
+        process.off("SIGINT", stop);
+        resolve();
+      };
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    });
+    await server.stop();
+    logger.info("stopped");
+    return 0;
+  },
+};

@@ -1,0 +1,99 @@
+import { createCipheriv, createDecipheriv, createHmac } from "node:crypto";
+
+/**
+ * Key material at rest: AES-256-GCM under the root key, bound to the key id
+ * and version it belongs to, so a wrapped blob copied onto another key's row
+ * does not unwrap.
+ *
+ *   wrapped = IV (12) || ciphertext (32) || tag (16)
+ *   AAD     = "kmsd key material v1" || 0x00 || key id (ASCII) || 0x00 || u32be version
+ */
+export const ROOT_KEY_LENGTH = 32;
+export const MATERIAL_LENGTH = 32;
+export const WRAP_IV_LENGTH = 12;
+const TAG_LENGTH = 16;
+export const WRAPPED_LENGTH = WRAP_IV_LENGTH + MATERIAL_LENGTH + TAG_LENGTH;
+
+export class UnwrapError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnwrapError";
+  }
+}
+
+export interface WrapBinding {
+  readonly keyId: string;
+  readonly version: number;
+}
+
+export function wrapKeyMaterial(
+  rootKey: Uint8Array,
+  binding: WrapBinding,
+  material: Uint8Array,
+  iv: Uint8Array,
+): Buffer {
+  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
+  checkLength("key material", material, MATERIAL_LENGTH);
+  checkLength("IV", iv, WRAP_IV_LENGTH);
+  const cipher = createCipheriv("aes-256-gcm", rootKey, iv, { authTagLength: TAG_LENGTH });
+  cipher.setAAD(bindingAad(binding));
+  const body = Buffer.concat([cipher.update(material), cipher.final()]);
+  return Buffer.concat([iv, body, cipher.getAuthTag()]);
+}
+
+export function unwrapKeyMaterial(
+  rootKey: Uint8Array,
+  binding: WrapBinding,
+  wrapped: Uint8Array,
+): Buffer {
+  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
+  if (wrapped.length !== WRAPPED_LENGTH) {
+    throw new UnwrapError(
+      `wrapped material of key ${binding.keyId} v${binding.version} is malformed`,
+    );
+  }
+  const decipher = createDecipheriv("aes-256-gcm", rootKey, wrapped.subarray(0, WRAP_IV_LENGTH), {
+    authTagLength: TAG_LENGTH,
+  });
+  decipher.setAAD(bindingAad(binding));
+  decipher.setAuthTag(wrapped.subarray(WRAPPED_LENGTH - TAG_LENGTH));
+  const material = decipher.update(wrapped.subarray(WRAP_IV_LENGTH, WRAPPED_LENGTH - TAG_LENGTH));
+  try {
+    decipher.final();
+  } catch {
+    throw new UnwrapError(
+      `material of key ${binding.keyId} v${binding.version} does not unwrap under this root key`,
+    );
+  }
+  return material;
+}
+
+/**
+ * A public fingerprint of a root key (hex, 128 bits): recorded in the store
+ * and beside every wrapped blob, so a server started with the wrong root key
+ * refuses to run instead of failing on every decrypt. It is an HMAC under
+ * the key, so it reveals nothing about the key.
+ */
+export function rootKeyId(rootKey: Uint8Array): string {
+  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
+  return createHmac("sha256", rootKey)
+    .update("kmsd root key id v1")
+    .digest()
+    .subarray(0, 16)
+    .toString("hex");
+}
+
+function bindingAad({ keyId, version }: WrapBinding): Buffer {
+  const versionBytes = Buffer.allocUnsafe(4);
+  versionBytes.writeUInt32BE(version);
+  return Buffer.concat([
+    Buffer.from("kmsd key material v1\0", "ascii"),
+    Buffer.from(keyId, "ascii"),
+    Buffer.from([0]),
+    versionBytes,
+  ]);
+}
+
+function checkLength(what: string, bytes: Uint8Array, length: number): void {
+  if (bytes.length !== length) throw new RangeError(`${what} must be ${length} bytes`);
+}

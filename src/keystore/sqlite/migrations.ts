@@ -1,0 +1,147 @@
+import type Database from "better-sqlite3";
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly up: string;
+}
+
+/**
+ * The schema, oldest first. Never edit an entry that has shipped: append a
+ * new one (credentials, tokens, audit records, rotation columns, ...).
+ *
+ * Migrations run with foreign keys off (see migrate), so one that rebuilds a
+ * table the SQLite way (create new, copy, drop old, rename) does not cascade
+ * deletes into key_versions.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "keys, key versions, change feed, metadata",
+    up: `
+      CREATE TABLE keys (
+        key_id                TEXT    NOT NULL PRIMARY KEY,
+        project_id            TEXT    NOT NULL,
+        alias                 TEXT    NOT NULL,
+        description           TEXT    NOT NULL,
+        key_spec              TEXT    NOT NULL,
+        key_usage             TEXT    NOT NULL,
+        origin                TEXT    NOT NULL,
+        enterprise_project_id TEXT    NOT NULL,
+        state                 TEXT    NOT NULL,
+        created_at            INTEGER NOT NULL,
+        deletion_at           INTEGER,
+        primary_version       INTEGER NOT NULL,
+        CONSTRAINT keys_project_alias UNIQUE (project_id, alias)
+      );
+
+      -- listKeys: one project, keyset-ordered by (created_at, key_id).
+      CREATE INDEX keys_project_created ON keys (project_id, created_at, key_id);
+
+      -- destroyDueKeys: only keys pending deletion carry a date.
+      CREATE INDEX keys_deletion_at ON keys (deletion_at) WHERE deletion_at IS NOT NULL;
+
+      CREATE TABLE key_versions (
+        key_id           TEXT    NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+        version          INTEGER NOT NULL,
+        wrapped_material BLOB    NOT NULL,
+        root_key_id      TEXT    NOT NULL,
+        created_at       INTEGER NOT NULL,
+        PRIMARY KEY (key_id, version)
+      );
+
+      -- AUTOINCREMENT: a seq is never reused, even once old rows are pruned,
+      -- so a watcher's position stays meaningful.
+      CREATE TABLE key_changes (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id TEXT    NOT NULL,
+        key_id     TEXT    NOT NULL,
+        changed_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE meta (
+        name  TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+    `,
+  },
+];
+
+/** The store was written by a newer kmsd; opening it could corrupt it. */
+export class SchemaVersionError extends Error {
+  constructor(
+    readonly storeVersion: number,
+    readonly codeVersion: number,
+  ) {
+    super(
+      `key store schema version ${storeVersion} is newer than this kmsd supports ` +
+        `(${codeVersion}); upgrade kmsd to open it`,
+    );
+    this.name = "SchemaVersionError";
+  }
+}
+
+const CREATE_MIGRATIONS_TABLE = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER NOT NULL PRIMARY KEY,
+    description TEXT    NOT NULL,
+    applied_at  INTEGER NOT NULL
+  )`;
+
+function appliedVersions(db: Database.Database): Set<number> {
+  const table = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
+  if (table === undefined) return new Set();
+  const rows = db.prepare<[], number>("SELECT version FROM schema_migrations").pluck().all();
+  return new Set(rows);
+}
+
+/**
+ * Throws SchemaVersionError when the file holds a version the code does not
+ * know. Only reads, so it can run before anything touches the file.
+ */
+export function assertKnownSchema(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Set<number> {
+  const applied = appliedVersions(db);
+  const known = new Set(migrations.map((m) => m.version));
+  const unknown = [...applied].filter((v) => !known.has(v));
+  if (unknown.length > 0) {
+    throw new SchemaVersionError(Math.max(...unknown), Math.max(0, ...known));
+  }
+  return applied;
+}
+
+/**
+ * Applies the missing migrations, each in its own IMMEDIATE transaction that
+ * re-reads what is applied: when several processes open a fresh file at once,
+ * one migrates and the others find the work done.
+ *
+ * Must be called with foreign keys off (the pragma is a no-op inside a
+ * transaction); each migration is checked with foreign_key_check instead.
+ * Returns the versions it applied.
+ */
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+): number[] {
+  const done: number[] = [];
+  for (const migration of migrations) {
+    db.transaction(() => {
+      db.exec(CREATE_MIGRATIONS_TABLE);
+      if (assertKnownSchema(db, migrations).has(migration.version)) return;
+      db.exec(migration.up);
+      const violation = db.pragma("foreign_key_check", { simple: true });
+      if (violation !== undefined) {
+        throw new Error(`migration ${migration.version} left rows violating a foreign key`);
+      }
+      db.prepare(
+        "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+      ).run(migration.version, migration.description, Date.now());
+      done.push(migration.version);
+    }).immediate();
+  }
+  return done;
+}

@@ -1,0 +1,399 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import {
+  AliasTakenError,
+  type KeyChange,
+  type KeyPage,
+  type KeyPatch,
+  type KeyRecord,
+  KeyState,
+  type KeyStore,
+  type KeyVersionRecord,
+  type ListKeysQuery,
+} from "../types.js";
+import { assertKnownSchema, migrate } from "./migrations.js";
+
+export interface SqliteStoreOptions {
+  readonly dataDir: string;
+  /** Defaults to "kmsd.db". */
+  readonly fileName?: string;
+}
+
+export type SqliteKeyStore = KeyStore & { readonly path: string };
+
+/** How long a statement waits for another process's write lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteKeyStore> {
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const path = join(options.dataDir, options.fileName ?? "kmsd.db");
+  const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  try {
+    // Before any pragma that writes the file: a newer schema is left untouched.
+    assertKnownSchema(db);
+    const mode = db.pragma("journal_mode = WAL", { simple: true });
+    if (mode !== "wal") throw new Error(`${path}: cannot use WAL journal mode (got ${mode})`);
+    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a
+    // client told that a key exists must be able to decrypt with it later.
+    db.pragma("synchronous = FULL");
+    migrate(db);
+    db.pragma("foreign_keys = ON");
+    return new SqliteStore(db, path);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+interface KeyRow {
+  key_id: string;
+  project_id: string;
+  alias: string;
+  description: string;
+  key_spec: string;
+  key_usage: string;
+  origin: string;
+  enterprise_project_id: string;
+  state: string;
+  created_at: number;
+  deletion_at: number | null;
+  primary_version: number;
+}
+
+interface VersionRow {
+  key_id: string;
+  version: number;
+  wrapped_material: Buffer;
+  root_key_id: string;
+  created_at: number;
+}
+
+interface ChangeRow {
+  seq: number;
+  project_id: string;
+  key_id: string;
+}
+
+interface ListParams {
+  projectId: string;
+  state: string | null;
+  keySpec: string | null;
+  limit: number;
+  afterCreatedAt: number;
+  afterKeyId: string;
+}
+
+const KEY_COLUMNS = `key_id, project_id, alias, description, key_spec, key_usage, origin,
+  enterprise_project_id, state, created_at, deletion_at, primary_version`;
+
+const LIST_FILTER = `project_id = @projectId
+  AND (@state IS NULL OR state = @state)
+  AND (@keySpec IS NULL OR key_spec = @keySpec)`;
+
+const KEY_STATES: ReadonlySet<string> = new Set(Object.values(KeyState));
+
+function isKeyState(value: string): value is KeyState {
+  return KEY_STATES.has(value);
+}
+
+function toKeyRecord(row: KeyRow): KeyRecord {
+  if (!isKeyState(row.state)) {
+    throw new Error(`key ${row.key_id} has an unknown state ${JSON.stringify(row.state)}`);
+  }
+  return {
+    keyId: row.key_id,
+    projectId: row.project_id,
+    alias: row.alias,
+    description: row.description,
+    keySpec: row.key_spec,
+    keyUsage: row.key_usage,
+    origin: row.origin,
+    enterpriseProjectId: row.enterprise_project_id,
+    state: row.state,
+    createdAt: row.created_at,
+    deletionAt: row.deletion_at,
+    primaryVersion: row.primary_version,
+  };
+}
+
+function toVersionRecord(row: VersionRow): KeyVersionRecord {
+  return {
+    keyId: row.key_id,
+    version: row.version,
+    // A copy, so callers get a plain Uint8Array that owns exactly its bytes.
+    wrappedMaterial: new Uint8Array(row.wrapped_material),
+    rootKeyId: row.root_key_id,
+    createdAt: row.created_at,
+  };
+}
+
+function keyParams(key: KeyRecord) {
+  return {
+    keyId: key.keyId,
+    projectId: key.projectId,
+    alias: key.alias,
+    description: key.description,
+    keySpec: key.keySpec,
+    keyUsage: key.keyUsage,
+    origin: key.origin,
+    enterpriseProjectId: key.enterpriseProjectId,
+    state: key.state,
+    createdAt: key.createdAt,
+    deletionAt: key.deletionAt,
+    primaryVersion: key.primaryVersion,
+  };
+}
+
+/** Opaque list position: base64url of "<createdAt>:<keyId>". */
+export function encodeMarker(createdAt: number, keyId: string): string {
+  return Buffer.from(`${createdAt}:${keyId}`, "utf8").toString("base64url");
+}
+
+export function decodeMarker(marker: string): { createdAt: number; keyId: string } {
+  const invalid = () => new RangeError(`invalid marker ${JSON.stringify(marker)}`);
+  // Node's decoder skips characters outside the alphabet; insist on a round trip.
+  if (!/^[A-Za-z0-9_-]+$/.test(marker)) throw invalid();
+  const bytes = Buffer.from(marker, "base64url");
+  if (bytes.toString("base64url") !== marker) throw invalid();
+  const match = /^(-?\d{1,16}):(.+)$/s.exec(bytes.toString("utf8"));
+  const createdAt = Number(match?.[1]);
+  const keyId = match?.[2];
+  if (keyId === undefined || !Number.isSafeInteger(createdAt)) throw invalid();
+  return { createdAt, keyId };
+}
+
+/** The key with only the patch's present fields replaced. */
+function applyPatch(current: KeyRecord, patch: KeyPatch): KeyRecord {
+  return {
+    ...current,
+    state: patch.state ?? current.state,
+    alias: patch.alias ?? current.alias,
+    description: patch.description ?? current.description,
+    deletionAt: patch.deletionAt !== undefined ? patch.deletionAt : current.deletionAt,
+  };
+}
+
+function isEmptyPatch(patch: KeyPatch): boolean {
+  return (
+    patch.state === undefined &&
+    patch.alias === undefined &&
+    patch.description === undefined &&
+    patch.deletionAt === undefined
+  );
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Database.SqliteError && error.code === "SQLITE_CONSTRAINT_UNIQUE";
+}
+
+class SqliteStore implements SqliteKeyStore {
+  readonly #db: Database.Database;
+  readonly #sql;
+
+  constructor(
+    db: Database.Database,
+    readonly path: string,
+  ) {
+    this.#db = db;
+    this.#sql = {
+      getKey: db.prepare<[string, string], KeyRow>(
+        `SELECT ${KEY_COLUMNS} FROM keys WHERE project_id = ? AND key_id = ?`,
+      ),
+      aliasTaken: db.prepare<[string, string]>(
+        "SELECT 1 FROM keys WHERE project_id = ? AND alias = ?",
+      ),
+      insertKey: db.prepare<ReturnType<typeof keyParams>>(
+        `INSERT INTO keys (${KEY_COLUMNS}) VALUES (@keyId, @projectId, @alias, @description,
+          @keySpec, @keyUsage, @origin, @enterpriseProjectId, @state, @createdAt, @deletionAt,
+          @primaryVersion)`,
+      ),
+      updateKey: db.prepare<[string, number | null, string, string, string, string]>(
+        `UPDATE keys SET state = ?, deletion_at = ?, alias = ?, description = ?
+          WHERE project_id = ? AND key_id = ?`,
+      ),
+      insertVersion: db.prepare<[string, number, Uint8Array, string, number]>(
+        `INSERT INTO key_versions (key_id, version, wrapped_material, root_key_id, created_at)
+          VALUES (?, ?, ?, ?, ?)`,
+      ),
+      getVersion: db.prepare<[string, number], VersionRow>(
+        `SELECT key_id, version, wrapped_material, root_key_id, created_at
+          FROM key_versions WHERE key_id = ? AND version = ?`,
+      ),
+      listFirst: db.prepare<ListParams, KeyRow>(
+        `SELECT ${KEY_COLUMNS} FROM keys WHERE ${LIST_FILTER}
+          ORDER BY created_at, key_id LIMIT @limit`,
+      ),
+      listAfter: db.prepare<ListParams, KeyRow>(
+        `SELECT ${KEY_COLUMNS} FROM keys WHERE ${LIST_FILTER}
+          AND (created_at, key_id) > (@afterCreatedAt, @afterKeyId)
+          ORDER BY created_at, key_id LIMIT @limit`,
+      ),
+      countKeys: db
+        .prepare<ListParams, number>(`SELECT count(*) FROM keys WHERE ${LIST_FILTER}`)
+        .pluck(),
+      dueKeys: db.prepare<[number], { key_id: string; project_id: string }>(
+        `SELECT key_id, project_id FROM keys
+          WHERE deletion_at <= ? AND state = '${KeyState.PendingDeletion}'
+          ORDER BY deletion_at, key_id`,
+      ),
+      deleteVersions: db.prepare<[string]>("DELETE FROM key_versions WHERE key_id = ?"),
+      deleteKey: db.prepare<[string]>("DELETE FROM keys WHERE key_id = ?"),
+      insertChange: db.prepare<[string, string, number]>(
+        "INSERT INTO key_changes (project_id, key_id, changed_at) VALUES (?, ?, ?)",
+      ),
+      changesSince: db.prepare<[number], ChangeRow>(
+        "SELECT seq, project_id, key_id FROM key_changes WHERE seq > ? ORDER BY seq",
+      ),
+      latestChangeSeq: db
+        .prepare<[], number>("SELECT coalesce(max(seq), 0) FROM key_changes")
+        .pluck(),
+      getMeta: db.prepare<[string], string>("SELECT value FROM meta WHERE name = ?").pluck(),
+      setMeta: db.prepare<[string, string]>(
+        `INSERT INTO meta (name, value) VALUES (?, ?)
+          ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+      ),
+      ping: db.prepare<[]>("SELECT 1").pluck(),
+    };
+  }
+
+  /**
+   * Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up
+   * front, so a read-modify-write never fails midway with SQLITE_BUSY_SNAPSHOT
+   * (which busy_timeout does not retry) and never works from a stale read.
+   */
+  #write<T>(fn: () => T): T {
+    return this.#db.transaction(fn).immediate();
+  }
+
+  #recordChange(projectId: string, keyId: string): void {
+    this.#sql.insertChange.run(projectId, keyId, Date.now());
+  }
+
+  /** Rethrows a UNIQUE violation caused by the alias as AliasTakenError. */
+  #checkAlias(error: unknown, projectId: string, alias: string): never {
+    if (isUniqueViolation(error) && this.#sql.aliasTaken.get(projectId, alias) !== undefined) {
+      throw new AliasTakenError(alias);
+    }
+    throw error;
+  }
+
+  async createKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
+    this.#write(() => {
+      try {
+        this.#sql.insertKey.run(keyParams(key));
+      } catch (error) {
+        this.#checkAlias(error, key.projectId, key.alias);
+      }
+      const v = firstVersion;
+      this.#sql.insertVersion.run(v.keyId, v.version, v.wrappedMaterial, v.rootKeyId, v.createdAt);
+      this.#recordChange(key.projectId, key.keyId);
+    });
+  }
+
+  async getKey(projectId: string, keyId: string): Promise<KeyRecord | undefined> {
+    const row = this.#sql.getKey.get(projectId, keyId);
+    return row && toKeyRecord(row);
+  }
+
+  async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
+    const row = this.#sql.getVersion.get(keyId, version);
+    return row && toVersionRecord(row);
+  }
+
+  async listKeys(query: ListKeysQuery): Promise<KeyPage> {
+    if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > 1000) {
+      throw new RangeError(`limit must be an integer from 1 to 1000, got ${query.limit}`);
+    }
+    const after = query.marker === undefined ? undefined : decodeMarker(query.marker);
+    const params: ListParams = {
+      projectId: query.projectId,
+      state: query.state ?? null,
+      keySpec: query.keySpec ?? null,
+      // One extra row tells whether another page follows.
+      limit: query.limit + 1,
+      afterCreatedAt: after?.createdAt ?? 0,
+      afterKeyId: after?.keyId ?? "",
+    };
+    // One read transaction: the page and the total come from the same snapshot.
+    const { rows, total } = this.#db.transaction(() => ({
+      rows: (after ? this.#sql.listAfter : this.#sql.listFirst).all(params),
+      total: this.#sql.countKeys.get(params) ?? 0,
+    }))();
+    const keys = rows.slice(0, query.limit).map(toKeyRecord);
+    const last = keys.at(-1);
+    if (rows.length <= query.limit || last === undefined) return { keys, total };
+    return { keys, total, nextMarker: encodeMarker(last.createdAt, last.keyId) };
+  }
+
+  async updateKey(
+    projectId: string,
+    keyId: string,
+    decide: (current: KeyRecord) => KeyPatch,
+  ): Promise<KeyRecord | undefined> {
+    return this.#write(() => {
+      const row = this.#sql.getKey.get(projectId, keyId);
+      if (row === undefined) return undefined;
+      const current = toKeyRecord(row);
+      const patch = decide(current);
+      if (isEmptyPatch(patch)) return current;
+      const next = applyPatch(current, patch);
+      try {
+        this.#sql.updateKey.run(
+          next.state,
+          next.deletionAt,
+          next.alias,
+          next.description,
+          projectId,
+          keyId,
+        );
+      } catch (error) {
+        this.#checkAlias(error, projectId, next.alias);
+      }
+      this.#recordChange(projectId, keyId);
+      return next;
+    });
+  }
+
+  async destroyDueKeys(now: number): Promise<string[]> {
+    return this.#write(() => {
+      const due = this.#sql.dueKeys.all(now);
+      for (const { key_id, project_id } of due) {
+        // Explicit, not left to ON DELETE CASCADE: a connection opened without
+        // foreign_keys=ON (e.g. the sqlite3 shell) must not orphan material.
+        this.#sql.deleteVersions.run(key_id);
+        this.#sql.deleteKey.run(key_id);
+        this.#recordChange(project_id, key_id);
+      }
+      return due.map((row) => row.key_id);
+    });
+  }
+
+  async changesSince(afterSeq: number): Promise<KeyChange[]> {
+    return this.#sql.changesSince.all(afterSeq).map((row) => ({
+      seq: row.seq,
+      projectId: row.project_id,
+      keyId: row.key_id,
+    }));
+  }
+
+  async latestChangeSeq(): Promise<number> {
+    return this.#sql.latestChangeSeq.get() ?? 0;
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    return this.#sql.getMeta.get(name);
+  }
+
+  async setMeta(name: string, value: string): Promise<void> {
+    this.#sql.setMeta.run(name, value);
+  }
+
+  async ping(): Promise<void> {
+    this.#sql.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The key store contract. Every backend (SQLite now, PostgreSQL later)
+ * implements it; the service and the CLI only ever see this interface.
+ *
+ * The interface is async although better-sqlite3 is synchronous: a network
+ * database cannot answer synchronously, and the contract must fit both.
+ *
+ * Key material never crosses this boundary in the clear: a version carries
+ * only its material wrapped under the root key (see src/crypto/key-wrap.ts).
+ */
+
+/** Huawei's key_state values. */
+export const KeyState = {
+  Enabled: "2",
+  Disabled: "3",
+  PendingDeletion: "4",
+} as const;
+export type KeyState = (typeof KeyState)[keyof typeof KeyState];
+
+export interface KeyRecord {
+  readonly keyId: string;
+  readonly projectId: string;
+  readonly alias: string;
+  readonly description: string;
+  readonly keySpec: string;
+  readonly keyUsage: string;
+  readonly origin: string;
+  readonly enterpriseProjectId: string;
+  readonly state: KeyState;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds at which the key is destroyed; null unless pending deletion. */
+  readonly deletionAt: number | null;
+  /** The version new ciphertexts are made with (the newest one). */
+  readonly primaryVersion: number;
+}
+
+export interface KeyVersionRecord {
+  readonly keyId: string;
+  readonly version: number;
+  /** The material wrapped under the root key identified by rootKeyId. */
+  readonly wrappedMaterial: Uint8Array;
+  /** Fingerprint of the root key that wrapped the material. */
+  readonly rootKeyId: string;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/** The fields of a key that change after creation. */
+export type KeyPatch = Partial<Pick<KeyRecord, "state" | "deletionAt" | "alias" | "description">>;
+
+export interface ListKeysQuery {
+  readonly projectId: string;
+  /** 1..1000. */
+  readonly limit: number;
+  /** Opaque position returned as `nextMarker` by the previous page. */
+  readonly marker?: string;
+  readonly state?: KeyState;
+  readonly keySpec?: string;
+}
+
+export interface KeyPage {
+  readonly keys: KeyRecord[];
+  /** Keys matching the query's filters, over all pages. */
+  readonly total: number;
+  /** Set when more keys follow; pass it back as `marker`. */
+  readonly nextMarker?: string;
+}
+
+/** One change to a key, as seen by other processes sharing the store. */
+export interface KeyChange {
+  readonly seq: number;
+  readonly projectId: string;
+  readonly keyId: string;
+}
+
+export interface KeyStore {
+  /**
+   * Creates a key and its first version atomically.
+   * @throws AliasTakenError when the project already has a key with this alias.
+   */
+  createKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void>;
+
+  /** The key, or undefined when it does not exist in that project. */
+  getKey(projectId: string, keyId: string): Promise<KeyRecord | undefined>;
+
+  getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
+
+  listKeys(query: ListKeysQuery): Promise<KeyPage>;
+
+  /**
+   * Reads the key and applies `decide` to it inside one transaction, so that
+   * concurrent updates (other requests, other processes) cannot interleave.
+   * `decide` is synchronous; whatever it throws aborts the transaction and is
+   * rethrown unchanged. Returns the updated key, or undefined when the key
+   * does not exist in that project (decide is then not called).
+   */
+  updateKey(
+    projectId: string,
+    keyId: string,
+    decide: (current: KeyRecord) => KeyPatch,
+  ): Promise<KeyRecord | undefined>;
+
+  /**
+   * Destroys every key whose deletion date is at or before `now`: its
+   * versions (and so its material) and the key itself. Returns their ids.
+   */
+  destroyDueKeys(now: number): Promise<string[]>;
+
+  /**
+   * Changes made to keys after `afterSeq`, oldest first; every mutation above
+   * appends one. Lets each process drop cached keys another process changed.
+   */
+  changesSince(afterSeq: number): Promise<KeyChange[]>;
+
+  /** The newest change's seq (0 for none): where a new watcher starts. */
+  latestChangeSeq(): Promise<number>;
+
+  /** A value kept in the store's metadata (e.g. the root key's check value). */
+  getMeta(name: string): Promise<string | undefined>;
+  setMeta(name: string, value: string): Promise<void>;
+
+  /** Cheap round trip proving the store answers (for readiness checks). */
+  ping(): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+export class AliasTakenError extends Error {
+  constructor(readonly alias: string) {
+    super(`key_alias ${JSON.stringify(alias)} is already used in this project`);
+    this.name = "AliasTakenError";
+  }
+}

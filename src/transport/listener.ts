@@ -1,0 +1,102 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { NodeRequest } from "./read-body.js";
+import type { NodeResponse } from "./rest/huawei-response.js";
+
+export type RequestHandler = (request: NodeRequest, response: NodeResponse) => void;
+
+export interface ListenerOptions {
+  readonly handler: RequestHandler;
+  /** Time a new connection has to send its first bytes, in ms. */
+  readonly firstByteTimeoutMs: number;
+}
+
+export interface Listener {
+  listen(port: number, host: string): Promise<net.AddressInfo>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to
+   * `graceMs`, then closes whatever is left.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+// The HTTP/2 connection preface's first line. A plaintext client speaking
+// h2c with prior knowledge (gRPC) starts with it; HTTP/1.1 never does.
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
+
+/**
+ * One port for h2c and HTTP/1.1. Node's plaintext http2 server cannot fall
+ * back to HTTP/1.1 (allowHTTP1 only works with TLS/ALPN), so each new
+ * connection's first bytes are read here and the socket handed to the
+ * server that speaks its protocol.
+ */
+export function createListener(options: ListenerOptions): Listener {
+  const http1Server = http.createServer({ keepAliveTimeout: 65_000 }, options.handler);
+  const http2Server = http2.createServer({}, options.handler);
+  const sessions = new Set<http2.Http2Session>();
+  http2Server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const sockets = new Set<net.Socket>();
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.setTimeout(options.firstByteTimeoutMs, () => socket.destroy());
+    socket.on("error", () => socket.destroy());
+    sniff(socket, (isHttp2) => {
+      socket.setTimeout(0);
+      socket.removeAllListeners("error");
+      if (isHttp2) {
+        // The http2 session drains what sniff() put back from the socket's buffer itself.
+        http2Server.emit("connection", socket);
+      } else {
+        http1Server.emit("connection", socket);
+        // The HTTP/1.1 parser reads 'data' events, which sniff() paused.
+        socket.resume();
+      }
+    });
+  });
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve(server.address() as net.AddressInfo);
+        });
+      });
+    },
+
+    async close(graceMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.close();
+      http1Server.closeIdleConnections();
+      const idleSweep = setInterval(() => http1Server.closeIdleConnections(), 50);
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([closed, deadline]);
+      clearInterval(idleSweep);
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+/** Reads just enough of the connection to tell h2c from HTTP/1.1, then puts it back. */
+function sniff(socket: net.Socket, decide: (isHttp2: boolean) => void): void {
+  let received = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    const compared = Math.min(received.length, H2_PREFACE.length);
+    const isPrefix = received.subarray(0, compared).equals(H2_PREFACE.subarray(0, compared));
+    if (isPrefix && received.length < H2_PREFACE.length) return;
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(received);
+    decide(isPrefix);
+  };
+  socket.on("data", onData);
+}

@@ -1,0 +1,135 @@
+import {
+  type DescField,
+  fromJson,
+  getOption,
+  type JsonObject,
+  toJsonString,
+} from "@bufbuild/protobuf";
+import { isFieldError } from "@bufbuild/protobuf/reflect";
+import { type ConnectError, createContextValues } from "@connectrpc/connect";
+import { huawei_error_code } from "../../../gen/kms/v1/rules_pb.js";
+import { isHuaweiErrorCode } from "../../errors/huawei-codes.js";
+import { kmsError, toKmsError } from "../../errors/kms-error.js";
+import { type CallInfo, callInfoKey } from "../call-info.js";
+import { BodyTooLargeError, type NodeRequest, readBody } from "../read-body.js";
+import type { UnaryInvoker } from "../unary-invoker.js";
+import { type NodeResponse, writeHuaweiError, writeJson } from "./huawei-response.js";
+import type { RestRoute, RouteTable } from "./route-table.js";
+
+export interface RestGatewayOptions {
+  readonly routes: RouteTable;
+  readonly invoke: UnaryInvoker;
+  /** Largest request body read, in bytes; larger ones answer KMS.0203. */
+  readonly maxBodyBytes: number;
+}
+
+export type RestHandler = (request: NodeRequest, response: NodeResponse, call: CallInfo) => void;
+
+/**
+ * Huawei's REST API: routes from the proto's google.api.http annotations,
+ * Huawei's JSON in and out, Huawei's error bodies, and the same interceptor
+ * chain as every other protocol.
+ */
+export function createRestGateway(options: RestGatewayOptions): RestHandler {
+  const { routes, invoke, maxBodyBytes } = options;
+
+  async function handle(request: NodeRequest, response: NodeResponse, call: CallInfo) {
+    const url = request.url ?? "/";
+    const path = url.split("?", 1)[0] ?? "/";
+    const match = routes.match(request.method ?? "GET", path);
+    if (match.kind === "not-found") {
+      throw kmsError("APIGW.0101", `the API ${request.method} ${path} does not exist`);
+    }
+    if (match.kind === "method-not-allowed") {
+      throw kmsError(
+        "KMS.0215",
+        `${request.method} is not supported here; use ${match.allowed.join(", ")}`,
+      );
+    }
+    const { route, pathParams } = match;
+    const message = decodeRequest(route, await readBody(request, maxBodyBytes), pathParams);
+    const result = await invoke({
+      method: route.method,
+      message,
+      protocolName: "rest",
+      requestMethod: request.method ?? "POST",
+      url,
+      requestHeader: headersOf(request),
+      contextValues: createContextValues().set(callInfoKey, call),
+    });
+    const body = toJsonString(route.method.output, result.message, {
+      useProtoFieldName: true,
+      alwaysEmitImplicit: true,
+    });
+    writeJson(response, 200, body, { "x-request-id": call.requestId });
+  }
+
+  return (request, response, call) => {
+    handle(request, response, call).catch((reason: unknown) => {
+      const tooLarge = reason instanceof BodyTooLargeError;
+      const error: ConnectError = tooLarge
+        ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
+        : toKmsError(reason);
+      // After refusing an oversized body, close the connection rather than
+      // read the rest of it.
+      const headers: Record<string, string> = { "x-request-id": call.requestId };
+      if (tooLarge && request.httpVersionMajor === 1) headers.connection = "close";
+      writeHuaweiError(response, error, call.requestId, headers);
+      if (tooLarge) {
+        response.once("finish", () => {
+          if ("stream" in request) request.stream.close();
+          else request.socket.destroySoon();
+        });
+      }
+    });
+  };
+}
+
+function decodeRequest(route: RestRoute, body: Buffer, pathParams: Record<string, string>) {
+  let json: unknown = {};
+  if (body.length > 0) {
+    try {
+      json = JSON.parse(body.toString("utf8"));
+    } catch {
+      throw kmsError("KMS.0202", "the request body is not valid JSON");
+    }
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw kmsError("KMS.0214", "the request body must be a JSON object");
+  }
+  const fields: JsonObject = route.body === "*" ? { ...(json as JsonObject) } : {};
+  for (const [name, value] of Object.entries(pathParams)) {
+    const inBody = fields[name];
+    if (inBody !== undefined && inBody !== value) {
+      throw kmsError("KMS.0201", `${name} in the body differs from the one in the URL`);
+    }
+    fields[name] = value;
+  }
+  try {
+    return fromJson(route.method.input, fields, { ignoreUnknownFields: true });
+  } catch (error) {
+    throw jsonFieldError(error);
+  }
+}
+
+/** A JSON value of the wrong type answers its field's Huawei code. */
+function jsonFieldError(error: unknown): ConnectError {
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (!isFieldError(cause)) return kmsError("KMS.0214", "the request body has an invalid shape");
+  const field = cause.field();
+  const code = field.kind === "field" ? getOption(field as DescField, huawei_error_code) : "";
+  return kmsError(
+    isHuaweiErrorCode(code) ? code : "KMS.0214",
+    `${field.name} has an invalid value: ${cause.message}`,
+  );
+}
+
+function headersOf(request: NodeRequest): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+    else headers.set(name, value);
+  }
+  return headers;
+}

@@ -1,0 +1,103 @@
+import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
+import { getOption } from "@bufbuild/protobuf";
+import { createValidator, type Violation } from "@bufbuild/protovalidate";
+import type { ConnectError } from "@connectrpc/connect";
+import { huawei_error_code, max_total_bytes } from "../../gen/kms/v1/rules_pb.js";
+import { isHuaweiErrorCode } from "../errors/huawei-codes.js";
+import { kmsError } from "../errors/kms-error.js";
+
+/**
+ * Checks a request against the rules declared in the proto: buf.validate's
+ * standard and CEL rules, then kmsd's own (kms/v1/rules.proto). The first
+ * broken rule becomes an error with the field's Huawei code; a missing
+ * required field is always KMS.0204.
+ */
+export interface RequestValidator {
+  /** Undefined when the request is valid. */
+  check(schema: DescMessage, message: Message): ConnectError | undefined;
+}
+
+interface TotalBytesRule {
+  readonly field: DescField;
+  readonly localName: string;
+  readonly maxBytes: number;
+}
+
+const regexCache = new Map<string, RegExp>();
+
+// The proto's patterns are plain RE2-compatible expressions; the platform's
+// RegExp matches them identically and far faster than the RE2 engine.
+function matchRegex(pattern: string, input: string): boolean {
+  let regex = regexCache.get(pattern);
+  if (regex === undefined) {
+    regex = new RegExp(pattern, "u");
+    regexCache.set(pattern, regex);
+  }
+  return regex.test(input);
+}
+
+export function createRequestValidator(): RequestValidator {
+  const validator = createValidator({ failFast: true, regexMatch: matchRegex });
+  const totalBytesRules = new Map<DescMessage, TotalBytesRule[]>();
+
+  function totalBytesRulesOf(schema: DescMessage): TotalBytesRule[] {
+    let rules = totalBytesRules.get(schema);
+    if (rules === undefined) {
+      rules = schema.fields.flatMap((field) => {
+        const maxBytes = getOption(field, max_total_bytes);
+        return maxBytes > 0 ? [{ field, localName: field.localName, maxBytes }] : [];
+      });
+      totalBytesRules.set(schema, rules);
+    }
+    return rules;
+  }
+
+  return {
+    check(schema, message) {
+      const result = validator.validate(schema, message);
+      if (result.kind === "invalid") {
+        const [first] = result.violations;
+        if (first !== undefined) return violationError(first);
+      }
+      if (result.kind === "error") {
+        // A rule that cannot be evaluated is a bug in the proto, not the caller's fault.
+        return kmsError("KMS.0101", undefined, { cause: result.error });
+      }
+      for (const rule of totalBytesRulesOf(schema)) {
+        const value = (message as unknown as Record<string, unknown>)[rule.localName];
+        if (isStringMap(value) && mapUtf8Bytes(value) > rule.maxBytes) {
+          return fieldError(
+            rule.field,
+            `${rule.field.name} must take at most ${rule.maxBytes} bytes (keys and values, UTF-8)`,
+          );
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+/** The size kmsd limits a map<string, string> by: its keys and values in UTF-8. */
+export function mapUtf8Bytes(map: Readonly<Record<string, string>>): number {
+  let total = 0;
+  for (const key in map) total += Buffer.byteLength(key) + Buffer.byteLength(map[key] ?? "");
+  return total;
+}
+
+function isStringMap(value: unknown): value is Record<string, string> {
+  return typeof value === "object" && value !== null;
+}
+
+function violationError(violation: Violation): ConnectError {
+  const head = violation.field[0];
+  const field = head?.kind === "field" ? head : undefined;
+  const name = field?.name ?? "request";
+  if (violation.ruleId === "required") return kmsError("KMS.0204", `${name} is required`);
+  const subject = violation.forKey ? `${name} key` : name;
+  return fieldError(field, `${subject}: ${violation.message}`);
+}
+
+function fieldError(field: DescField | undefined, message: string): ConnectError {
+  const code = field === undefined ? "" : getOption(field, huawei_error_code);
+  return kmsError(isHuaweiErrorCode(code) ? code : "KMS.0308", message);
+}

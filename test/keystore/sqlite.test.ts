@@ -1,0 +1,348 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
+import { openSqliteStore, type SqliteKeyStore } from "../../src/keystore/sqlite/sqlite-store.js";
+import { AliasTakenError, KeyState } from "../../src/keystore/types.js";
+import { describeKeyStoreContract, makeKey, makeVersion } from "./contract.js";
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "kmsd-keystore-"));
+}
+
+let contractDir: string | undefined;
+describeKeyStoreContract(
+  "sqlite",
+  async () => {
+    contractDir = await tempDir();
+    return openSqliteStore({ dataDir: contractDir });
+  },
+  async () => {
+    if (contractDir !== undefined) await rm(contractDir, { recursive: true, force: true });
+    contractDir = undefined;
+  },
+);
+
+interface MigrationRow {
+  version: number;
+  description: string;
+  applied_at: number;
+}
+
+/** A plain connection, as another tool (or the sqlite3 shell) would open the file. */
+function withRawDb<T>(path: string, fn: (db: Database.Database) => T): T {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+function migrationRows(path: string): MigrationRow[] {
+  return withRawDb(path, (db) =>
+    db
+      .prepare<[], MigrationRow>(
+        "SELECT version, description, applied_at FROM schema_migrations ORDER BY version",
+      )
+      .all(),
+  );
+}
+
+describe("SQLite key store", () => {
+  let dir: string;
+  const open: SqliteKeyStore[] = [];
+
+  async function openStore(): Promise<SqliteKeyStore> {
+    const store = await openSqliteStore({ dataDir: dir });
+    open.push(store);
+    return store;
+  }
+
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+
+  afterEach(async () => {
+    for (const store of open.splice(0)) await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe("file", () => {
+    it("creates the data directory owner-only, with the default or given file name", async () => {
+      const dataDir = join(dir, "nested", "data");
+      const store = await openSqliteStore({ dataDir });
+      open.push(store);
+      const named = await openSqliteStore({ dataDir, fileName: "other.db" });
+      open.push(named);
+
+      expect(store.path).toBe(join(dataDir, "kmsd.db"));
+      expect(named.path).toBe(join(dataDir, "other.db"));
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+      expect((await stat(store.path)).isFile()).toBe(true);
+    });
+
+    it("is in WAL mode", async () => {
+      const store = await openStore();
+      const mode = withRawDb(store.path, (db) => db.pragma("journal_mode", { simple: true }));
+      expect(mode).toBe("wal");
+    });
+  });
+
+  describe("migrations", () => {
+    it("are numbered 1, 2, 3, ... in order", () => {
+      expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+    });
+
+    it("are recorded when a store is created", async () => {
+      const before = Date.now();
+      const store = await openStore();
+      const rows = migrationRows(store.path);
+
+      expect(rows.map((r) => [r.version, r.description])).toEqual(
+        MIGRATIONS.map((m) => [m.version, m.description]),
+      );
+      for (const row of rows) {
+        expect(row.applied_at).toBeGreaterThanOrEqual(before);
+        expect(row.applied_at).toBeLessThanOrEqual(Date.now());
+      }
+    });
+
+    it("are not re-run when an existing file is reopened, and data is kept", async () => {
+      const first = await openStore();
+      const key = makeKey();
+      await first.createKey(key, makeVersion(key));
+      await first.setMeta("root_check", "abc");
+      await first.close();
+      withRawDb(first.path, (db) => db.exec("UPDATE schema_migrations SET applied_at = 1"));
+
+      const second = await openStore();
+
+      expect(migrationRows(second.path).map((r) => r.applied_at)).toEqual(MIGRATIONS.map(() => 1));
+      expect(await second.getKey(key.projectId, key.keyId)).toEqual(key);
+      expect(await second.getKeyVersion(key.keyId, 1)).toEqual(makeVersion(key));
+      expect(await second.getMeta("root_check")).toBe("abc");
+    });
+
+    it("refuse a file from a newer kmsd without touching it", async () => {
+      const store = await openStore();
+      await store.close();
+      const latest = MIGRATIONS.length;
+      const future = latest + 1;
+      withRawDb(store.path, (db) => {
+        db.prepare("INSERT INTO schema_migrations VALUES (?, 'from the future', 42)").run(future);
+        // Out of WAL mode, so that even switching the journal mode would show.
+        db.pragma("journal_mode = DELETE");
+      });
+      const bytes = await readFile(store.path);
+      const { mtimeMs } = await stat(store.path);
+
+      const error = await openSqliteStore({ dataDir: dir }).catch((e) => e);
+
+      expect(error).toBeInstanceOf(SchemaVersionError);
+      expect(error).toMatchObject({ storeVersion: future, codeVersion: latest });
+      expect(String(error.message)).toContain(`version ${future}`);
+      expect(String(error.message)).toContain(`(${latest})`);
+      expect((await readFile(store.path)).equals(bytes)).toBe(true);
+      expect((await stat(store.path)).mtimeMs).toBe(mtimeMs);
+      expect(migrationRows(store.path).map((r) => r.version)).toEqual([
+        ...MIGRATIONS.map((m) => m.version),
+        future,
+      ]);
+    });
+
+    it("roll back a failing migration entirely and keep the earlier ones", () => {
+      const db = new Database(join(dir, "scratch.db"));
+      try {
+        const broken = [
+          ...MIGRATIONS,
+          {
+            version: MIGRATIONS.length + 1,
+            description: "broken",
+            up: "CREATE TABLE half_done (x); SELECT * FROM no_such_table;",
+          },
+        ];
+        expect(() => migrate(db, broken)).toThrow(/no_such_table/);
+        const versions = db.prepare("SELECT version FROM schema_migrations").pluck().all();
+        expect(versions).toEqual(MIGRATIONS.map((m) => m.version));
+        const halfDone = db
+          .prepare("SELECT name FROM sqlite_master WHERE name = 'half_done'")
+          .pluck()
+          .get();
+        expect(halfDone).toBeUndefined();
+      } finally {
+        db.close();
+      }
+    });
+  });
+
+  describe("two handles on one file", () => {
+    it("see each other's keys and changes", async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const key = makeKey();
+
+      await a.createKey(key, makeVersion(key));
+      expect(await b.getKey(key.projectId, key.keyId)).toEqual(key);
+      const [created] = await b.changesSince(0);
+      expect(created).toEqual({
+        seq: expect.any(Number),
+        projectId: key.projectId,
+        keyId: key.keyId,
+      });
+
+      await b.updateKey(key.projectId, key.keyId, () => ({ state: KeyState.Disabled }));
+      const changes = await a.changesSince(created?.seq ?? 0);
+      expect(changes.map((c) => c.keyId)).toEqual([key.keyId]);
+      expect(await a.latestChangeSeq()).toBe(await b.latestChangeSeq());
+      expect((await a.getKey(key.projectId, key.keyId))?.state).toBe(KeyState.Disabled);
+    });
+
+    it("lose no update when both update the same key in turn", async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const key = makeKey();
+      await a.createKey(key, makeVersion(key));
+      const n = 50;
+
+      const updates = [];
+      for (let i = 0; i < n; i++) {
+        updates.push(a.updateKey(key.projectId, key.keyId, () => ({ description: `a${i}` })));
+        updates.push(b.updateKey(key.projectId, key.keyId, () => ({ alias: `b${i}` })));
+      }
+      await Promise.all(updates);
+
+      const final = await a.getKey(key.projectId, key.keyId);
+      expect(final).toEqual({ ...key, description: `a${n - 1}`, alias: `b${n - 1}` });
+      expect(await b.changesSince(0)).toHaveLength(1 + 2 * n);
+    });
+
+    it("refuse the same alias created through either handle", async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const first = makeKey({ alias: "shared" });
+      const second = makeKey({ alias: "shared" });
+
+      await a.createKey(first, makeVersion(first));
+      await expect(b.createKey(second, makeVersion(second))).rejects.toBeInstanceOf(
+        AliasTakenError,
+      );
+      expect(await a.getKey(second.projectId, second.keyId)).toBeUndefined();
+    });
+  });
+
+  describe("two processes on one file", () => {
+    it("serialize read-modify-write: concurrent increments all count", async () => {
+      const store = await openStore();
+      const key = makeKey({ description: "0" });
+      await store.createKey(key, makeVersion(key));
+      const n = 100;
+
+      const results = await runChildren(store, 2, { action: "increment", keyId: key.keyId, n });
+
+      expect(results).toEqual([n, n]);
+      expect((await store.getKey(key.projectId, key.keyId))?.description).toBe(String(2 * n));
+    }, 60_000);
+
+    it("destroy each due key exactly once when both sweep at the same time", async () => {
+      const store = await openStore();
+      const ids: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        const key = makeKey({ state: KeyState.PendingDeletion, deletionAt: 10 });
+        await store.createKey(key, makeVersion(key));
+        ids.push(key.keyId);
+      }
+
+      const results = await runChildren(store, 2, { action: "destroy" });
+
+      const all = results.flatMap((r) => (Array.isArray(r) ? r : []));
+      expect([...all].sort()).toEqual([...ids].sort());
+      expect(new Set(all).size).toBe(ids.length);
+      expect(await store.listKeys({ projectId: "project-1", limit: 10 })).toEqual({
+        keys: [],
+        total: 0,
+      });
+    }, 60_000);
+  });
+});
+
+const CHILD_SCRIPT = `
+const { openSqliteStore } = await import(process.env.KMSD_STORE_MODULE);
+const task = JSON.parse(process.env.KMSD_TASK);
+const store = await openSqliteStore({ dataDir: task.dataDir });
+console.log("ready");
+while ((await store.getMeta("go")) === undefined) await new Promise((r) => setTimeout(r, 2));
+let result;
+if (task.action === "increment") {
+  for (let i = 0; i < task.n; i++) {
+    await store.updateKey("project-1", task.keyId, (k) => ({
+      description: String(Number(k.description) + 1),
+    }));
+  }
+  result = task.n;
+} else {
+  result = await store.destroyDueKeys(1000);
+}
+await store.close();
+console.log(JSON.stringify(result));
+`;
+
+const require = createRequire(import.meta.url);
+const TSX_LOADER = pathToFileURL(require.resolve("tsx")).href;
+const STORE_MODULE = new URL("../../src/keystore/sqlite/sqlite-store.ts", import.meta.url).href;
+
+/**
+ * Starts `count` node processes on the store's file, releases them together
+ * once all have opened it, and returns what each printed last.
+ */
+async function runChildren(
+  store: SqliteKeyStore,
+  count: number,
+  task: Record<string, unknown>,
+): Promise<unknown[]> {
+  const dataDir = join(store.path, "..");
+  const children = Array.from({ length: count }, () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", TSX_LOADER, "--input-type=module", "-e", CHILD_SCRIPT],
+      {
+        env: {
+          ...process.env,
+          KMSD_STORE_MODULE: STORE_MODULE,
+          KMSD_TASK: JSON.stringify({ ...task, dataDir }),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const ready = new Promise<void>((resolve) => {
+      child.stdout.on("data", (chunk) => {
+        stdout += chunk;
+        if (stdout.startsWith("ready\n")) resolve();
+      });
+    });
+    const done = new Promise<unknown>((resolve, reject) => {
+      child.on("close", (code) => {
+        const last = stdout.trim().split("\n").at(-1) ?? "";
+        if (code === 0) resolve(JSON.parse(last));
+        else reject(new Error(`child exited with ${code}: ${stderr}`));
+      });
+    });
+    return { ready, done };
+  });
+  await Promise.race([
+    Promise.all(children.map((c) => c.ready)),
+    Promise.all(children.map((c) => c.done)),
+  ]);
+  await store.setMeta("go", "1");
+  return Promise.all(children.map((c) => c.done));
+}
