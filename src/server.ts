@@ -1,5 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { KmsService } from "../gen/kms/v1/kms_pb.js";
+import { auditRejection } from "./audit/rejections.js";
+import { bootstrapCredentials } from "./auth/bootstrap.js";
 import { defaultConfig, type KmsdConfig } from "./config/settings.js";
 import { type KmsCore, openKmsCore } from "./core/kms-core.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -12,7 +14,10 @@ import { RouteTable } from "./transport/rest/route-table.js";
 export interface KmsdServer {
   /** Opens the store and starts serving; resolves to the bound address. */
   start(): Promise<AddressInfo>;
-  /** Graceful stop: in-flight requests finish (up to shutdownGraceMs), then everything closes. */
+  /**
+   * Graceful stop: stops accepting, lets in-flight requests finish (up to
+   * shutdownGraceMs), writes the audit trail out, closes the store.
+   */
   stop(): Promise<void>;
 }
 
@@ -34,10 +39,22 @@ export function createServer(
   return {
     async start() {
       core = await openKmsCore(config, logger);
-      await core.keyRing.start();
-      sweeper = new DeletionSweeper(core.store, core.keyRing, config.deletionSweepMs, logger);
+      const { store, rootKey, service, interceptors, invoke, auditLog, keyRing } = core;
+      await core.watchChanges();
+      const bootstrapFile = await bootstrapCredentials(
+        store,
+        rootKey,
+        config.dataDir,
+        config.bootstrapProject,
+      );
+      if (bootstrapFile !== undefined) {
+        logger.warn(
+          { file: bootstrapFile, project: config.bootstrapProject },
+          "new data directory: wrote an admin credential and token to the bootstrap file (mode 0600)",
+        );
+      }
+      sweeper = new DeletionSweeper(store, keyRing, config.deletionSweepMs, logger);
       sweeper.start();
-      const { service, interceptors, invoke } = core;
       const handler = createHttpHandler({
         routes: (router) => router.service(KmsService, service),
         interceptors,
@@ -45,8 +62,10 @@ export function createServer(
           routes: new RouteTable([KmsService]),
           invoke,
           maxBodyBytes: config.maxBodyBytes,
+          onRejected: (call, projectId, code) => auditRejection(auditLog, call, projectId, code),
         }),
         maxBodyBytes: config.maxBodyBytes,
+        onUnknownRpc: (call) => auditRejection(auditLog, call, "", "APIGW.0101"),
       });
       listener = createListener({ handler, firstByteTimeoutMs: 10_000 });
       const address = await listener.listen(config.port, config.host);

@@ -1,5 +1,4 @@
 import { type DescMethodUnary, fromJson, type JsonObject, toJsonString } from "@bufbuild/protobuf";
-import { createContextValues } from "@connectrpc/connect";
 import type { KmsdConfig } from "../config/settings.js";
 import { type KmsCore, openKmsCore } from "../core/kms-core.js";
 import { createLogger } from "../observability/logger.js";
@@ -21,22 +20,23 @@ export async function withCore<T>(config: KmsdConfig, work: (core: KmsCore) => P
 }
 
 /**
- * Calls an RPC with Huawei's JSON fields through the service's interceptor
- * chain (validation included) and returns the response as Huawei's JSON.
+ * Calls an RPC with Huawei's JSON fields as the local admin, through the
+ * service's interceptor chain (validation and audit included), and returns
+ * the response as Huawei's JSON.
  */
 export async function callRpc(
   core: KmsCore,
   method: DescMethodUnary,
   request: JsonObject,
 ): Promise<JsonObject> {
-  const response = await core.invoke({
+  const response = await core.invokeAsAdmin({
     method,
     message: fromJson(method.input, request, huaweiJsonOptions),
     protocolName: "cli",
     requestMethod: "POST",
     url: `cli:${method.name}`,
     requestHeader: new Headers(),
-    contextValues: createContextValues(),
+    contextValues: core.adminContext(),
   });
   return JSON.parse(toJsonString(method.output, response.message, huaweiJsonOptions)) as JsonObject;
 }

@@ -3,10 +3,12 @@ import { SettingError } from "../config/settings.js";
 import { huaweiCodeOf } from "../errors/kms-error.js";
 import { RootKeyError } from "../keys/root-key.js";
 import { type Command, commandHelp, parseCommandArgs, UsageError } from "./command.js";
+import { accessCommands } from "./commands/access.js";
+import { auditCommands } from "./commands/audit.js";
 import { keysCommands } from "./commands/keys.js";
 import { serveCommand } from "./commands/serve.js";
 
-const commands: Command[] = [serveCommand, ...keysCommands];
+const commands: Command[] = [serveCommand, ...keysCommands, ...accessCommands, ...auditCommands];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((command) => command.path.join(" ").length));

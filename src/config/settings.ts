@@ -127,6 +127,23 @@ export const settings = defineSettings({
     default: 10_000,
     parse: integer(0, 600_000),
   },
+  auditFlushMs: {
+    flag: "--audit-flush-ms",
+    env: "KMSD_AUDIT_FLUSH_MS",
+    description: "Longest an audit record waits in memory before it is written, in ms",
+    default: 5,
+    parse: integer(1, 1000),
+  },
+  bootstrapProject: {
+    flag: "--bootstrap-project",
+    env: "KMSD_BOOTSTRAP_PROJECT",
+    description: "Project of the admin credential created on a new data directory",
+    default: "default",
+    parse: (raw: string) => {
+      if (!/^[0-9a-zA-Z_-]{1,64}$/.test(raw)) throw new Error("must match ^[0-9a-zA-Z_-]{1,64}$");
+      return raw;
+    },
+  },
   logLevel: {
     flag: "--log-level",
     env: "KMSD_LOG_LEVEL",

@@ -1,13 +1,27 @@
-import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { userInfo } from "node:os";
+import {
+  type ContextValues,
+  createContextValues,
+  type Interceptor,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import type { KmsService } from "../../gen/kms/v1/kms_pb.js";
+import { type AuditKeys, loadAuditKeys } from "../audit/audit-keys.js";
+import { AuditLog } from "../audit/audit-log.js";
+import { AccessResolver } from "../auth/access-resolver.js";
+import { principalKey } from "../auth/principal.js";
+import { RequestAuthenticator } from "../auth/request-authenticator.js";
 import type { KmsdConfig } from "../config/settings.js";
+import { auditInterceptor } from "../interceptors/audit.js";
+import { authenticationInterceptor, authorizationInterceptor } from "../interceptors/auth.js";
 import { errorsInterceptor } from "../interceptors/errors.js";
 import { validationInterceptor } from "../interceptors/validation.js";
+import { ChangeWatcher } from "../keys/change-watcher.js";
 import { KeyRing } from "../keys/key-ring.js";
 import { RandomPool } from "../keys/random-pool.js";
 import { type RootKey, resolveRootKey } from "../keys/root-key.js";
 import { openSqliteStore } from "../keystore/sqlite/sqlite-store.js";
-import type { KeyStore } from "../keystore/types.js";
+import type { Store } from "../keystore/types.js";
 import type { Logger } from "../observability/logger.js";
 import { createKmsService } from "../service/kms-service.js";
 import { createUnaryInvoker, type UnaryInvoker } from "../transport/unary-invoker.js";
@@ -15,17 +29,29 @@ import { createRequestValidator } from "../validation/request-validator.js";
 
 /**
  * What the server and the admin CLI share: the store, the root key checked
- * against it, the key ring, the service and its interceptor chain. Admin
- * commands call the service through the same chain as network requests, so
- * they obey the same rules.
+ * against it, the caches kept coherent with the store's change feed, the
+ * service, the audit trail and the interceptor chains. Admin commands call
+ * the service through the same chain as network requests, but for
+ * authentication: whoever can open the store and the root key is an admin.
  */
 export interface KmsCore {
-  readonly store: KeyStore;
+  readonly store: Store;
   readonly rootKey: RootKey;
   readonly keyRing: KeyRing;
+  readonly access: AccessResolver;
+  readonly auditKeys: AuditKeys;
+  readonly auditLog: AuditLog;
   readonly service: ServiceImpl<typeof KmsService>;
+  /** audit → errors → authentication → validation → authorization: every network protocol. */
   readonly interceptors: Interceptor[];
+  /** The network chain, without a network transport (the REST gateway's way in). */
   readonly invoke: UnaryInvoker;
+  /** The chain without authentication, as the local admin (the CLI's way in). */
+  readonly invokeAsAdmin: UnaryInvoker;
+  /** Context values that mark a call as made by the local admin. */
+  adminContext(): ContextValues;
+  /** Follows the change feed until close(); the CLI's short runs skip it. */
+  watchChanges(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,10 +59,20 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
   const store = await openSqliteStore({ dataDir: config.dataDir });
   try {
     const rootKey = await resolveRootKey(config, store, (message) => logger.warn(message));
-    const keyRing = new KeyRing(store, rootKey, {
-      maxKeys: config.keyCacheSize,
-      pollIntervalMs: config.changePollMs,
-    });
+    const keyRing = new KeyRing(store, rootKey, { maxKeys: config.keyCacheSize });
+    const access = new AccessResolver(store, rootKey);
+    const watcher = new ChangeWatcher(
+      store,
+      [(change) => keyRing.onChange(change), (change) => access.onChange(change)],
+      config.changePollMs,
+    );
+    const auditKeys = await loadAuditKeys(store, rootKey);
+    const auditLog = new AuditLog(
+      store,
+      auditKeys,
+      { flushMs: config.auditFlushMs, maxBatch: 1000 },
+      logger,
+    );
     const service = createKmsService({
       store,
       keyRing,
@@ -45,19 +81,44 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
       realm: config.realm,
       now: Date.now,
     });
+    const audit = auditInterceptor(auditLog, auditKeys);
+    const errors = errorsInterceptor(logger);
+    const validation = validationInterceptor(createRequestValidator());
     const interceptors = [
-      errorsInterceptor(logger),
-      validationInterceptor(createRequestValidator()),
+      audit,
+      errors,
+      authenticationInterceptor(new RequestAuthenticator(access)),
+      validation,
+      authorizationInterceptor(),
     ];
+    const adminName = userInfo().username;
     return {
       store,
       rootKey,
       keyRing,
+      access,
+      auditKeys,
+      auditLog,
       service,
       interceptors,
       invoke: createUnaryInvoker(service, interceptors),
+      invokeAsAdmin: createUnaryInvoker(service, [
+        audit,
+        errors,
+        validation,
+        authorizationInterceptor(),
+      ]),
+      adminContext: () =>
+        createContextValues().set(principalKey, {
+          kind: "cli",
+          id: adminName,
+          projectId: undefined,
+          role: "admin",
+        }),
+      watchChanges: () => watcher.start(),
       async close() {
-        await keyRing.stop();
+        await watcher.stop();
+        await auditLog.close();
         await store.close();
       },
     };

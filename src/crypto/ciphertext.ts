@@ -71,6 +71,8 @@ export interface OpenInput {
 }
 
 export function sealCiphertext(input: SealInput): Buffer {
+  // The reader takes a ciphertext without plaintext bytes for malformed.
+  if (input.plaintext.length === 0) throw new RangeError("plaintext must not be empty");
   if (input.randomness.length !== RANDOMNESS_LENGTH) {
     throw new RangeError(`randomness must be ${RANDOMNESS_LENGTH} bytes`);
   }

@@ -1,18 +1,23 @@
 import { createCipheriv, createDecipheriv, createHmac } from "node:crypto";
 
 /**
- * Key material at rest: AES-256-GCM under the root key, bound to the key id
- * and version it belongs to, so a wrapped blob copied onto another key's row
- * does not unwrap.
+ * Secrets at rest (key material, access-key secrets, the audit chain key):
+ * AES-256-GCM under the root key, bound to what the secret is and whose it
+ * is, so a wrapped blob copied onto another row does not unwrap.
  *
- *   wrapped = IV (12) || ciphertext (32) || tag (16)
- *   AAD     = "kmsd key material v1" || 0x00 || key id (ASCII) || 0x00 || u32be version
+ *   wrapped = IV (12) || ciphertext || tag (16)
+ *   AAD     = "kmsd " || purpose || " v1" || 0x00 || id (ASCII) || 0x00 || u32be version
+ *
+ * For key material the purpose is "key material", the id the key id and the
+ * version the key version.
  */
 export const ROOT_KEY_LENGTH = 32;
 export const MATERIAL_LENGTH = 32;
 export const WRAP_IV_LENGTH = 12;
 const TAG_LENGTH = 16;
 export const WRAPPED_LENGTH = WRAP_IV_LENGTH + MATERIAL_LENGTH + TAG_LENGTH;
+
+export type WrapPurpose = "key material" | "credential secret" | "audit key";
 
 export class UnwrapError extends Error {
   constructor(message: string) {
@@ -26,19 +31,20 @@ export interface WrapBinding {
   readonly version: number;
 }
 
+export interface SecretBinding {
+  readonly purpose: WrapPurpose;
+  readonly id: string;
+  readonly version: number;
+}
+
 export function wrapKeyMaterial(
   rootKey: Uint8Array,
   binding: WrapBinding,
   material: Uint8Array,
   iv: Uint8Array,
 ): Buffer {
-  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
   checkLength("key material", material, MATERIAL_LENGTH);
-  checkLength("IV", iv, WRAP_IV_LENGTH);
-  const cipher = createCipheriv("aes-256-gcm", rootKey, iv, { authTagLength: TAG_LENGTH });
-  cipher.setAAD(bindingAad(binding));
-  const body = Buffer.concat([cipher.update(material), cipher.final()]);
-  return Buffer.concat([iv, body, cipher.getAuthTag()]);
+  return wrapSecret(rootKey, materialBinding(binding), material, iv);
 }
 
 export function unwrapKeyMaterial(
@@ -46,26 +52,49 @@ export function unwrapKeyMaterial(
   binding: WrapBinding,
   wrapped: Uint8Array,
 ): Buffer {
-  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
   if (wrapped.length !== WRAPPED_LENGTH) {
     throw new UnwrapError(
       `wrapped material of key ${binding.keyId} v${binding.version} is malformed`,
     );
   }
+  return unwrapSecret(rootKey, materialBinding(binding), wrapped);
+}
+
+export function wrapSecret(
+  rootKey: Uint8Array,
+  binding: SecretBinding,
+  secret: Uint8Array,
+  iv: Uint8Array,
+): Buffer {
+  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
+  checkLength("IV", iv, WRAP_IV_LENGTH);
+  const cipher = createCipheriv("aes-256-gcm", rootKey, iv, { authTagLength: TAG_LENGTH });
+  cipher.setAAD(bindingAad(binding));
+  const body = Buffer.concat([cipher.update(secret), cipher.final()]);
+  return Buffer.concat([iv, body, cipher.getAuthTag()]);
+}
+
+export function unwrapSecret(
+  rootKey: Uint8Array,
+  binding: SecretBinding,
+  wrapped: Uint8Array,
+): Buffer {
+  checkLength("root key", rootKey, ROOT_KEY_LENGTH);
+  const what = `${binding.purpose} of ${binding.id} v${binding.version}`;
+  if (wrapped.length < WRAP_IV_LENGTH + TAG_LENGTH)
+    throw new UnwrapError(`wrapped ${what} is malformed`);
   const decipher = createDecipheriv("aes-256-gcm", rootKey, wrapped.subarray(0, WRAP_IV_LENGTH), {
     authTagLength: TAG_LENGTH,
   });
   decipher.setAAD(bindingAad(binding));
-  decipher.setAuthTag(wrapped.subarray(WRAPPED_LENGTH - TAG_LENGTH));
-  const material = decipher.update(wrapped.subarray(WRAP_IV_LENGTH, WRAPPED_LENGTH - TAG_LENGTH));
+  decipher.setAuthTag(wrapped.subarray(wrapped.length - TAG_LENGTH));
+  const secret = decipher.update(wrapped.subarray(WRAP_IV_LENGTH, wrapped.length - TAG_LENGTH));
   try {
     decipher.final();
   } catch {
-    throw new UnwrapError(
-      `material of key ${binding.keyId} v${binding.version} does not unwrap under this root key`,
-    );
+    throw new UnwrapError(`${what} does not unwrap under this root key`);
   }
-  return material;
+  return secret;
 }
 
 /**
@@ -83,12 +112,16 @@ export function rootKeyId(rootKey: Uint8Array): string {
     .toString("hex");
 }
 
-function bindingAad({ keyId, version }: WrapBinding): Buffer {
+function materialBinding({ keyId, version }: WrapBinding): SecretBinding {
+  return { purpose: "key material", id: keyId, version };
+}
+
+function bindingAad({ purpose, id, version }: SecretBinding): Buffer {
   const versionBytes = Buffer.allocUnsafe(4);
   versionBytes.writeUInt32BE(version);
   return Buffer.concat([
-    Buffer.from("kmsd key material v1\0", "ascii"),
-    Buffer.from(keyId, "ascii"),
+    Buffer.from(`kmsd ${purpose} v1\0`, "ascii"),
+    Buffer.from(id, "ascii"),
     Buffer.from([0]),
     versionBytes,
   ]);

@@ -89,6 +89,33 @@ const table = {
     connectCode: Code.Unavailable,
     meaning: "The service is temporarily unavailable.",
   },
+  "KMS.0303": {
+    httpStatus: 403,
+    connectCode: Code.Unauthenticated,
+    meaning: "The X-Auth-Token has expired.",
+  },
+  "KMS.0307": {
+    httpStatus: 403,
+    connectCode: Code.PermissionDenied,
+    meaning: "The user has no permission to perform this operation.",
+  },
+  "KMS.0321": {
+    httpStatus: 403,
+    connectCode: Code.PermissionDenied,
+    meaning: "The project in the request does not match the credential's project.",
+  },
+  "APIGW.0301": {
+    httpStatus: 401,
+    connectCode: Code.Unauthenticated,
+    meaning: "Authentication failed: the credential is missing or invalid.",
+    flatBody: true,
+  },
+  "APIGW.0303": {
+    httpStatus: 401,
+    connectCode: Code.Unauthenticated,
+    meaning: "X-Sdk-Date is more than 15 minutes away from the server's time.",
+    flatBody: true,
+  },
   "APIGW.0101": {
     httpStatus: 404,
     connectCode: Code.Unimplemented,

@@ -14,6 +14,8 @@ export interface KmsErrorOptions {
   /** A Connect code more precise than the table's (e.g. AlreadyExists). */
   readonly connectCode?: Code;
   readonly cause?: unknown;
+  /** Response headers the error carries (e.g. Allow on a 405). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -30,7 +32,7 @@ export function kmsError(
   const error = new ConnectError(
     message ?? entry.meaning,
     options.connectCode ?? entry.connectCode,
-    undefined,
+    options.metadata,
     [
       {
         desc: ErrorInfoSchema,
@@ -78,6 +80,8 @@ const huaweiCodeForProtocolError: Partial<Record<Code, HuaweiErrorCode>> = {
   [Code.Unavailable]: "KMS.0104",
   [Code.DeadlineExceeded]: "KMS.0104",
   [Code.Canceled]: "KMS.0104",
+  [Code.Unauthenticated]: "APIGW.0301",
+  [Code.PermissionDenied]: "KMS.0307",
 };
 
 function huaweiCodeForConnectCode(code: Code): HuaweiErrorCode {

@@ -1,6 +1,6 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
 import { unwrapKeyMaterial } from "../crypto/key-wrap.js";
-import type { KeyRecord, KeyStore } from "../keystore/types.js";
+import type { KeyChange, KeyRecord, KeyStore } from "../keystore/types.js";
 import type { RootKey } from "./root-key.js";
 
 /** A key as the hot path needs it: its record and its unwrapped versions. */
@@ -13,45 +13,24 @@ export interface RingKey {
 export interface KeyRingOptions {
   /** Most keys kept in memory (least recently used leave first). */
   readonly maxKeys: number;
-  /** How often to look for changes other processes made to the store. */
-  readonly pollIntervalMs: number;
 }
 
 /**
  * An in-memory cache of keys and their unwrapped material in front of the
  * store, so that encrypting needs no store round trip and no unwrap. It stays
- * coherent with changes made elsewhere (the CLI, other server processes) by
- * polling the store's change log.
+ * coherent with changes made elsewhere (the CLI, other server processes)
+ * through the change feed (ChangeWatcher calls onChange).
  */
 export class KeyRing {
   private readonly entries = new Map<string, RingKey>();
-  private lastSeq = 0;
   /** Bumped on every invalidation, so a load that raced one is not cached. */
   private generation = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
 
   constructor(
     private readonly store: KeyStore,
     private readonly rootKey: RootKey,
     private readonly options: KeyRingOptions,
   ) {}
-
-  async start(): Promise<void> {
-    this.lastSeq = await this.store.latestChangeSeq();
-    this.timer = setInterval(() => {
-      this.polling ??= this.poll().finally(() => {
-        this.polling = undefined;
-      });
-    }, this.options.pollIntervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.polling;
-  }
 
   /** The key if it exists in that project, else undefined. */
   async get(projectId: string, keyId: string): Promise<RingKey | undefined> {
@@ -94,6 +73,11 @@ export class KeyRing {
     if (entry !== undefined) this.remember({ record, versions: entry.versions });
   }
 
+  /** Drops a key another process changed (fed by the change feed). */
+  onChange(change: KeyChange): void {
+    if (change.kind === "key") this.invalidate(change.keyId);
+  }
+
   invalidate(keyId: string): void {
     this.generation++;
     this.entries.delete(keyId);
@@ -108,17 +92,6 @@ export class KeyRing {
     if (this.entries.size > this.options.maxKeys) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
-    }
-  }
-
-  private async poll(): Promise<void> {
-    try {
-      for (const change of await this.store.changesSince(this.lastSeq)) {
-        this.invalidate(change.keyId);
-        this.lastSeq = change.seq;
-      }
-    } catch {
-      // The store is unreachable for now; the next poll catches up from lastSeq.
     }
   }
 }

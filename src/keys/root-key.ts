@@ -51,7 +51,11 @@ export async function resolveRootKey(
         "check KMSD_ROOT_KEY / KMSD_ROOT_KEY_FILE and the data directory. Nothing was changed.",
     );
   }
-  if (expectedId === undefined) await store.setMeta(ROOT_KEY_META, id);
+  // A new store adopts this key; if another process adopted a different one
+  // first, refuse as above.
+  if (expectedId === undefined && (await store.initMeta(ROOT_KEY_META, id)) !== id) {
+    throw new RootKeyError("another process initialised this store with a different root key");
+  }
   return { bytes: key, id };
 }
 

@@ -9,6 +9,9 @@
  * only its material wrapped under the root key (see src/crypto/key-wrap.ts).
  */
 
+import type { AccessStore } from "./access-types.js";
+import type { AuditStore } from "./audit-types.js";
+
 /** Huawei's key_state values. */
 export const KeyState = {
   Enabled: "2",
@@ -67,10 +70,18 @@ export interface KeyPage {
   readonly nextMarker?: string;
 }
 
-/** One change to a key, as seen by other processes sharing the store. */
+/** What a change-feed entry is about. */
+export type ChangeKind = "key" | "credential" | "token";
+
+/**
+ * One change to a key, credential or token, as seen by other processes
+ * sharing the store (their caches drop the entry it names).
+ */
 export interface KeyChange {
   readonly seq: number;
+  readonly kind: ChangeKind;
   readonly projectId: string;
+  /** The key id, access key or token id the change is about. */
   readonly keyId: string;
 }
 
@@ -108,8 +119,9 @@ export interface KeyStore {
   destroyDueKeys(now: number): Promise<string[]>;
 
   /**
-   * Changes made to keys after `afterSeq`, oldest first; every mutation above
-   * appends one. Lets each process drop cached keys another process changed.
+   * Changes made after `afterSeq`, oldest first; every mutation of a key,
+   * credential or token appends one. Lets each process drop cached entries
+   * another process changed.
    */
   changesSince(afterSeq: number): Promise<KeyChange[]>;
 
@@ -119,6 +131,12 @@ export interface KeyStore {
   /** A value kept in the store's metadata (e.g. the root key's check value). */
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;
+  /**
+   * Stores the value unless the name already has one, atomically (processes
+   * racing to initialise a new store agree on one value). Resolves to the
+   * value kept: the existing one, or this one.
+   */
+  initMeta(name: string, value: string): Promise<string>;
 
   /** Cheap round trip proving the store answers (for readiness checks). */
   ping(): Promise<void>;
@@ -132,3 +150,6 @@ export class AliasTakenError extends Error {
     this.name = "AliasTakenError";
   }
 }
+
+/** Everything kmsd keeps: keys, access credentials and the audit trail. */
+export type Store = KeyStore & AccessStore & AuditStore;

@@ -198,6 +198,11 @@ export function createKmsService(deps: KmsServiceDeps): ServiceImpl<typeof KmsSe
 
     async decryptData(request) {
       const ciphertext = Buffer.from(request.cipherText, "base64");
+      // Node's decoder is lenient (missing padding, text after "="): accept
+      // only the one canonical encoding of a ciphertext.
+      if (ciphertext.toString("base64") !== request.cipherText) {
+        throw kmsError("KMS.2201", "cipher_text is not canonical base64 (RFC 4648, padded)");
+      }
       const header = readHeader(ciphertext);
       if (request.keyId !== "" && request.keyId !== header.keyId) {
         throw kmsError("KMS.2201", `cipher_text was not encrypted under key ${request.keyId}`);

@@ -9,6 +9,19 @@ export interface CallInfo {
   readonly protocol: Protocol;
   /** performance.now() when the request arrived. */
   readonly receivedAt: number;
+  /** Date.now() when the request arrived. */
+  readonly receivedAtMs: number;
+  readonly httpMethod: string;
+  /** The request target as sent: path and query, still percent-encoded. */
+  readonly rawTarget: string;
+  /** A request header by lower-case name; "host" falls back to HTTP/2's :authority. */
+  header(name: string): string | undefined;
+  /**
+   * Hex SHA-256 of the request message bytes as sent: the body for REST and
+   * Connect unary, the message inside the envelope for gRPC and gRPC-Web.
+   * Only valid once the body has been read.
+   */
+  bodyHash(): string;
 }
 
 export const callInfoKey = createContextKey<CallInfo | undefined>(undefined, {

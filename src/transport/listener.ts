@@ -33,6 +33,10 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
  */
 export function createListener(options: ListenerOptions): Listener {
   const http1Server = http.createServer({ keepAliveTimeout: 65_000 }, options.handler);
+  // This server never listens itself (it is handed sockets), but its
+  // connection tracking starts on 'listening': without it, headersTimeout and
+  // requestTimeout are never enforced and closeIdleConnections() does nothing.
+  http1Server.emit("listening");
   const http2Server = http2.createServer({}, options.handler);
   const sessions = new Set<http2.Http2Session>();
   http2Server.on("session", (session) => {
@@ -74,7 +78,9 @@ export function createListener(options: ListenerOptions): Listener {
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
-      http1Server.closeIdleConnections();
+      // Closes idle keep-alive connections and stops the timeout checks; the
+      // error it reports (this server was never listening itself) is expected.
+      http1Server.close(() => {});
       const idleSweep = setInterval(() => http1Server.closeIdleConnections(), 50);
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, deadline]);

@@ -93,6 +93,10 @@ function violationError(violation: Violation): ConnectError {
   const field = head?.kind === "field" ? head : undefined;
   const name = field?.name ?? "request";
   if (violation.ruleId === "required") return kmsError("KMS.0204", `${name} is required`);
+  // The proto's own CEL rules word their messages whole, naming the field.
+  if (violation.rule[0]?.kind === "field" && violation.rule[0].name === "cel") {
+    return fieldError(field, violation.message);
+  }
   const subject = violation.forKey ? `${name} key` : name;
   return fieldError(field, `${subject}: ${violation.message}`);
 }

@@ -1,59 +1,29 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AliasTakenError, type KeyRecord, KeyState, type Store } from "../../src/keystore/types.js";
+import { describeAccessContract } from "./access-contract.js";
+import { describeAuditContract } from "./audit-contract.js";
 import {
-  AliasTakenError,
-  type KeyRecord,
-  KeyState,
-  type KeyStore,
-  type KeyVersionRecord,
-} from "../../src/keystore/types.js";
-
-const P1 = "project-1";
-const P2 = "project-2";
-
-let nextId = 0;
-
-/** A valid key with a fresh id; override what the test is about. */
-export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
-  nextId += 1;
-  const n = String(nextId).padStart(12, "0");
-  return {
-    keyId: `00000000-0000-4000-8000-${n}`,
-    projectId: P1,
-    alias: `alias-${n}`,
-    description: `key ${n}`,
-    keySpec: "AES_256",
-    keyUsage: "ENCRYPT_DECRYPT",
-    origin: "kms",
-    enterpriseProjectId: "0",
-    state: KeyState.Enabled,
-    createdAt: 1_700_000_000_000 + nextId,
-    deletionAt: null,
-    primaryVersion: 1,
-    ...overrides,
-  };
-}
-
-export function makeVersion(key: KeyRecord, version = key.primaryVersion): KeyVersionRecord {
-  return {
-    keyId: key.keyId,
-    version,
-    wrappedMaterial: new Uint8Array([version, 0, 255, 1, 2, 3, key.keyId.length]),
-    rootKeyId: "root-fingerprint-1",
-    createdAt: key.createdAt,
-  };
-}
+  makeAuditEntry,
+  makeCredential,
+  makeKey,
+  makeToken,
+  makeVersion,
+  P1,
+  P2,
+} from "./fixtures.js";
 
 /**
- * The behaviour every KeyStore backend must have. `open` must return an empty
- * store; `cleanup` runs after the store is closed.
+ * The behaviour every Store backend must have: keys, access credentials and
+ * the audit trail. `open` must return an empty store; `cleanup` runs after
+ * the store is closed.
  */
-export function describeKeyStoreContract(
+export function describeStoreContract(
   name: string,
-  open: () => Promise<KeyStore>,
+  open: () => Promise<Store>,
   cleanup?: () => Promise<void>,
 ): void {
-  describe(`KeyStore contract: ${name}`, () => {
-    let store: KeyStore;
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
 
     beforeEach(async () => {
       store = await open();
@@ -277,7 +247,7 @@ export function describeKeyStoreContract(
         expect(updated).toEqual(expected);
         expect(await store.getKey(P1, key.keyId)).toEqual(expected);
         expect(await store.changesSince(seq)).toEqual([
-          { seq: expect.any(Number), projectId: P1, keyId: key.keyId },
+          { seq: expect.any(Number), kind: "key", projectId: P1, keyId: key.keyId },
         ]);
       });
 
@@ -381,10 +351,10 @@ export function describeKeyStoreContract(
         expect(await store.getKey(P1, enabled.keyId)).toEqual(enabled);
 
         const changes = await store.changesSince(seq);
-        expect(changes.map((c) => [c.projectId, c.keyId]).sort()).toEqual(
+        expect(changes.map((c) => [c.kind, c.projectId, c.keyId]).sort()).toEqual(
           [
-            [P1, due.keyId],
-            [P2, dueNow.keyId],
+            ["key", P1, due.keyId],
+            ["key", P2, dueNow.keyId],
           ].sort(),
         );
         expect(await store.destroyDueKeys(now)).toEqual([]);
@@ -414,10 +384,10 @@ export function describeKeyStoreContract(
         await store.updateKey(P1, a.keyId, () => ({ description: "x" }));
 
         const changes = await store.changesSince(0);
-        expect(changes.map((c) => [c.projectId, c.keyId])).toEqual([
-          [P1, a.keyId],
-          [P2, b.keyId],
-          [P1, a.keyId],
+        expect(changes.map((c) => [c.kind, c.projectId, c.keyId])).toEqual([
+          ["key", P1, a.keyId],
+          ["key", P2, b.keyId],
+          ["key", P1, a.keyId],
         ]);
         const seqs = changes.map((c) => c.seq);
         expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
@@ -427,6 +397,36 @@ export function describeKeyStoreContract(
         expect(await store.changesSince(first?.seq ?? -1)).toEqual([second, third]);
         expect(await store.latestChangeSeq()).toBe(third?.seq);
         expect(await store.changesSince(third?.seq ?? -1)).toEqual([]);
+      });
+
+      it("interleaves key, credential and token changes, each with its kind", async () => {
+        const key = await create();
+        const credential = makeCredential({ projectId: P2 });
+        await store.createCredential(credential);
+        const token = makeToken();
+        await store.createToken(token);
+        await store.setCredentialState(credential.accessKey, "disabled");
+        await store.updateKey(P1, key.keyId, () => ({ state: KeyState.Disabled }));
+        await store.revokeToken(token.tokenId, 1);
+        await store.deleteCredential(credential.accessKey);
+
+        const changes = await store.changesSince(0);
+
+        expect(changes.map((c) => [c.kind, c.projectId, c.keyId])).toEqual([
+          ["key", P1, key.keyId],
+          ["credential", P2, credential.accessKey],
+          ["token", P1, token.tokenId],
+          ["credential", P2, credential.accessKey],
+          ["key", P1, key.keyId],
+          ["token", P1, token.tokenId],
+          ["credential", P2, credential.accessKey],
+        ]);
+        expect(await store.latestChangeSeq()).toBe(changes.at(-1)?.seq);
+      });
+
+      it("does not record audit appends", async () => {
+        await store.appendAudit([makeAuditEntry()], () => "0".repeat(64));
+        expect(await store.latestChangeSeq()).toBe(0);
       });
     });
 
@@ -440,6 +440,22 @@ export function describeKeyStoreContract(
         expect(await store.getMeta("root_check")).toBe("v2");
         expect(await store.getMeta("other")).toBe("o");
       });
+
+      it("initialises a value once and answers the value kept", async () => {
+        expect(await store.initMeta("chain_key", "first")).toBe("first");
+        expect(await store.initMeta("chain_key", "second")).toBe("first");
+        expect(await store.getMeta("chain_key")).toBe("first");
+
+        await store.setMeta("set", "kept");
+        expect(await store.initMeta("set", "ignored")).toBe("kept");
+      });
+
+      it("agrees on one value when initialisations race", async () => {
+        const kept = await Promise.all(["a", "b", "c"].map((v) => store.initMeta("race", v)));
+        const stored = await store.getMeta("race");
+        expect(["a", "b", "c"]).toContain(stored);
+        expect(kept).toEqual([stored, stored, stored]);
+      });
     });
 
     describe("ping / close", () => {
@@ -447,8 +463,13 @@ export function describeKeyStoreContract(
         await expect(store.ping()).resolves.toBeUndefined();
         await store.close();
         await expect(store.ping()).rejects.toThrow();
+        await expect(store.getCredential("AK")).rejects.toThrow();
+        await expect(store.auditHead()).rejects.toThrow();
         await expect(store.close()).resolves.toBeUndefined();
       });
     });
+
+    describeAccessContract(() => store);
+    describeAuditContract(() => store);
   });
 }

@@ -6,17 +6,30 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AuditRecord } from "../../src/keystore/audit-types.js";
 import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
-import { openSqliteStore, type SqliteKeyStore } from "../../src/keystore/sqlite/sqlite-store.js";
-import { AliasTakenError, KeyState } from "../../src/keystore/types.js";
-import { describeKeyStoreContract, makeKey, makeVersion } from "./contract.js";
+import {
+  connectionsForTesting,
+  openSqliteStore,
+  type SqliteStore,
+} from "../../src/keystore/sqlite/sqlite-store.js";
+import { AliasTakenError, type KeyRecord, KeyState } from "../../src/keystore/types.js";
+import { describeStoreContract } from "./contract.js";
+import {
+  GENESIS,
+  makeAuditEntry,
+  makeCredential,
+  makeKey,
+  makeVersion,
+  testChain,
+} from "./fixtures.js";
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "kmsd-keystore-"));
 }
 
 let contractDir: string | undefined;
-describeKeyStoreContract(
+describeStoreContract(
   "sqlite",
   async () => {
     contractDir = await tempDir();
@@ -54,11 +67,50 @@ function migrationRows(path: string): MigrationRow[] {
   );
 }
 
+/** Writes a key as kmsd did at schema version 1, change row included. */
+function insertVersion1Key(db: Database.Database, key: KeyRecord): void {
+  db.prepare(
+    `INSERT INTO keys (key_id, project_id, alias, description, key_spec, key_usage, origin,
+      enterprise_project_id, state, created_at, deletion_at, primary_version)
+      VALUES (@keyId, @projectId, @alias, @description, @keySpec, @keyUsage, @origin,
+      @enterpriseProjectId, @state, @createdAt, @deletionAt, @primaryVersion)`,
+  ).run(key);
+  const version = makeVersion(key);
+  db.prepare(
+    `INSERT INTO key_versions (key_id, version, wrapped_material, root_key_id, created_at)
+      VALUES (?, ?, ?, ?, ?)`,
+  ).run(key.keyId, version.version, version.wrappedMaterial, version.rootKeyId, version.createdAt);
+  db.prepare("INSERT INTO key_changes (project_id, key_id, changed_at) VALUES (?, ?, ?)").run(
+    key.projectId,
+    key.keyId,
+    key.createdAt,
+  );
+}
+
+/** Each index of the table, with its columns in order. */
+function indexColumns(db: Database.Database, table: string): Record<string, string[]> {
+  const indexes = db
+    .prepare<[string], string>(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+    )
+    .pluck()
+    .all(table);
+  return Object.fromEntries(
+    indexes.map((name) => [
+      name,
+      db
+        .prepare<[string], string>("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+        .pluck()
+        .all(name),
+    ]),
+  );
+}
+
 describe("SQLite key store", () => {
   let dir: string;
-  const open: SqliteKeyStore[] = [];
+  const open: SqliteStore[] = [];
 
-  async function openStore(): Promise<SqliteKeyStore> {
+  async function openStore(): Promise<SqliteStore> {
     const store = await openSqliteStore({ dataDir: dir });
     open.push(store);
     return store;
@@ -91,6 +143,32 @@ describe("SQLite key store", () => {
       const store = await openStore();
       const mode = withRawDb(store.path, (db) => db.pragma("journal_mode", { simple: true }));
       expect(mode).toBe("wal");
+    });
+
+    it("syncs key writes fully but audit appends only at checkpoints (NORMAL)", async () => {
+      const store = await openStore();
+      const { main, audit } = connectionsForTesting(store);
+
+      expect(main).not.toBe(audit);
+      expect(main.name).toBe(store.path);
+      expect(audit.name).toBe(store.path);
+      expect(main.pragma("synchronous", { simple: true })).toBe(2);
+      expect(audit.pragma("synchronous", { simple: true })).toBe(1);
+      expect(audit.pragma("busy_timeout", { simple: true })).toBe(
+        main.pragma("busy_timeout", { simple: true }),
+      );
+    });
+
+    it("closes both connections", async () => {
+      const store = await openStore();
+      const { main, audit } = connectionsForTesting(store);
+      await store.close();
+      expect([main.open, audit.open]).toEqual([false, false]);
+    });
+
+    it("refuses, in the test-only helper, a store it did not open", () => {
+      const impostor = { path: "x" } as unknown as SqliteStore;
+      expect(() => connectionsForTesting(impostor)).toThrow(TypeError);
     });
   });
 
@@ -156,6 +234,86 @@ describe("SQLite key store", () => {
       ]);
     });
 
+    it("2 upgrades a store created at 1, keeping its keys and marking their changes 'key'", async () => {
+      const path = join(dir, "kmsd.db");
+      const key = makeKey();
+      const db = new Database(path);
+      try {
+        db.pragma("journal_mode = WAL");
+        expect(migrate(db, MIGRATIONS.slice(0, 1))).toEqual([1]);
+        insertVersion1Key(db, key);
+      } finally {
+        db.close();
+      }
+
+      const store = await openStore();
+
+      expect(migrationRows(store.path).map((r) => r.version)).toEqual([1, 2]);
+      expect(await store.getKey(key.projectId, key.keyId)).toEqual(key);
+      expect(await store.getKeyVersion(key.keyId, 1)).toEqual(makeVersion(key));
+      expect(await store.changesSince(0)).toEqual([
+        { seq: 1, kind: "key", projectId: key.projectId, keyId: key.keyId },
+      ]);
+      const credential = makeCredential();
+      await store.createCredential(credential);
+      expect(await store.changesSince(1)).toEqual([
+        {
+          seq: 2,
+          kind: "credential",
+          projectId: credential.projectId,
+          keyId: credential.accessKey,
+        },
+      ]);
+      await store.appendAudit([makeAuditEntry()], testChain);
+      expect((await store.auditHead())?.seq).toBe(1);
+    });
+
+    it("2 indexes credentials, tokens and audit records for their queries", async () => {
+      const store = await openStore();
+      withRawDb(store.path, (db) => {
+        expect(indexColumns(db, "credentials")).toEqual({
+          credentials_project_created: ["project_id", "created_at", "access_key"],
+        });
+        expect(indexColumns(db, "tokens")).toEqual({
+          tokens_project_created: ["project_id", "created_at", "token_id"],
+        });
+        expect(indexColumns(db, "audit_records")).toEqual({
+          audit_records_project_time: ["project_id", "time"],
+          audit_records_time: ["time"],
+        });
+      });
+    });
+
+    it("2 keeps a token hash unique, and constrains roles, states and audit contexts", async () => {
+      const store = await openStore();
+      withRawDb(store.path, (db) => {
+        const insertToken = db.prepare(
+          `INSERT INTO tokens (token_id, token_hash, project_id, role, created_at, expires_at,
+            description) VALUES (?, ?, 'p', ?, 1, 2, '')`,
+        );
+        insertToken.run("t1", "h", "admin");
+        expect(() => insertToken.run("t2", "h", "user")).toThrow(/UNIQUE/);
+        expect(() => insertToken.run("t3", "h3", "root")).toThrow(/CHECK/);
+
+        const insertCredential = db.prepare(
+          `INSERT INTO credentials (access_key, project_id, role, wrapped_secret, root_key_id,
+            state, created_at, description) VALUES (?, 'p', ?, x'00', 'r', ?, 1, '')`,
+        );
+        insertCredential.run("AK1", "user", "enabled");
+        expect(() => insertCredential.run("AK2", "owner", "enabled")).toThrow(/CHECK/);
+        expect(() => insertCredential.run("AK3", "user", "2")).toThrow(/CHECK/);
+
+        const insertAudit = db.prepare(
+          `INSERT INTO audit_records (seq, time, request_id, protocol, project_id, principal,
+            operation, key_id, sequence, outcome, latency_us, context, prev_hash, hash)
+            VALUES (?, 1, 'r', 'grpc', 'p', '', 'Op', '', '', 'OK', 1, ?, '', '')`,
+        );
+        insertAudit.run(1, "{}");
+        expect(() => insertAudit.run(2, "[]")).toThrow(/CHECK/);
+        expect(() => insertAudit.run(1, "{}")).toThrow(/UNIQUE|PRIMARY/);
+      });
+    });
+
     it("roll back a failing migration entirely and keep the earlier ones", () => {
       const db = new Database(join(dir, "scratch.db"));
       try {
@@ -192,6 +350,7 @@ describe("SQLite key store", () => {
       const [created] = await b.changesSince(0);
       expect(created).toEqual({
         seq: expect.any(Number),
+        kind: "key",
         projectId: key.projectId,
         keyId: key.keyId,
       });
@@ -222,6 +381,21 @@ describe("SQLite key store", () => {
       expect(await b.changesSince(0)).toHaveLength(1 + 2 * n);
     });
 
+    it("append to one audit chain, each reading the head the other wrote", async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const entries = Array.from({ length: 12 }, () => makeAuditEntry());
+
+      for (const [i, entry] of entries.entries()) {
+        await (i % 3 === 0 ? a : b).appendAudit([entry], testChain);
+      }
+
+      const records = await a.readAudit({ limit: 100 });
+      expect(records.map((r) => r.requestId)).toEqual(entries.map((e) => e.requestId));
+      expectUnbrokenChain(records);
+      expect(await b.auditHead()).toEqual({ seq: 12, hash: records.at(-1)?.hash });
+    });
+
     it("refuse the same alias created through either handle", async () => {
       const a = await openStore();
       const b = await openStore();
@@ -237,6 +411,29 @@ describe("SQLite key store", () => {
   });
 
   describe("two processes on one file", () => {
+    it("append audit batches concurrently into one chain without gaps", async () => {
+      const store = await openStore();
+      const n = 200;
+
+      const results = await runChildren(store, 2, { action: "audit", n });
+
+      expect(results).toEqual([n, n]);
+      const records = await store.readAudit({ limit: 10_000 });
+      expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 2 * n }, (_, i) => i + 1));
+      // Unless the batches interleaved, the test proved nothing.
+      const switches = records.filter(
+        (r, i) => i > 0 && r.requestId.slice(0, 7) !== records[i - 1]?.requestId.slice(0, 7),
+      ).length;
+      expect(switches).toBeGreaterThan(10);
+      expectUnbrokenChain(records);
+      for (const child of [0, 1]) {
+        const own = records.filter((r) => r.requestId.startsWith(`child${child}-`));
+        expect(own.map((r) => r.requestId)).toEqual(
+          Array.from({ length: n }, (_, i) => `child${child}-${i}`),
+        );
+      }
+    }, 60_000);
+
     it("serialize read-modify-write: concurrent increments all count", async () => {
       const store = await openStore();
       const key = makeKey({ description: "0" });
@@ -271,6 +468,17 @@ describe("SQLite key store", () => {
   });
 });
 
+/** Seqs 1, 2, 3, ... from the genesis hash, each linked to and hashed over its predecessor. */
+function expectUnbrokenChain(records: readonly AuditRecord[]): void {
+  let prevHash = GENESIS;
+  for (const [i, record] of records.entries()) {
+    const { seq, prevHash: linked, hash, ...entry } = record;
+    expect({ seq, linked }).toEqual({ seq: i + 1, linked: prevHash });
+    expect(hash).toBe(testChain(prevHash, seq, entry));
+    prevHash = hash;
+  }
+}
+
 const CHILD_SCRIPT = `
 const { openSqliteStore } = await import(process.env.KMSD_STORE_MODULE);
 const task = JSON.parse(process.env.KMSD_TASK);
@@ -285,6 +493,20 @@ if (task.action === "increment") {
     }));
   }
   result = task.n;
+} else if (task.action === "audit") {
+  const { makeAuditEntry, testChain } = await import(process.env.KMSD_FIXTURES_MODULE);
+  // Batches of 1 to 7 entries, pausing in between, so the children interleave.
+  let size = 1;
+  for (let i = 0; i < task.n; ) {
+    const entries = [];
+    for (const end = Math.min(i + size, task.n); i < end; i++) {
+      entries.push(makeAuditEntry({ requestId: \`child\${task.child}-\${i}\` }));
+    }
+    await store.appendAudit(entries, testChain);
+    size = (size % 7) + 1;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  result = task.n;
 } else {
   result = await store.destroyDueKeys(1000);
 }
@@ -295,18 +517,19 @@ console.log(JSON.stringify(result));
 const require = createRequire(import.meta.url);
 const TSX_LOADER = pathToFileURL(require.resolve("tsx")).href;
 const STORE_MODULE = new URL("../../src/keystore/sqlite/sqlite-store.ts", import.meta.url).href;
+const FIXTURES_MODULE = new URL("./fixtures.ts", import.meta.url).href;
 
 /**
  * Starts `count` node processes on the store's file, releases them together
  * once all have opened it, and returns what each printed last.
  */
 async function runChildren(
-  store: SqliteKeyStore,
+  store: SqliteStore,
   count: number,
   task: Record<string, unknown>,
 ): Promise<unknown[]> {
   const dataDir = join(store.path, "..");
-  const children = Array.from({ length: count }, () => {
+  const children = Array.from({ length: count }, (_, index) => {
     const child = spawn(
       process.execPath,
       ["--import", TSX_LOADER, "--input-type=module", "-e", CHILD_SCRIPT],
@@ -314,7 +537,8 @@ async function runChildren(
         env: {
           ...process.env,
           KMSD_STORE_MODULE: STORE_MODULE,
-          KMSD_TASK: JSON.stringify({ ...task, dataDir }),
+          KMSD_FIXTURES_MODULE: FIXTURES_MODULE,
+          KMSD_TASK: JSON.stringify({ ...task, child: index, dataDir }),
         },
         stdio: ["ignore", "pipe", "pipe"],
       },

@@ -2,16 +2,61 @@
 // @generated from file kms/v1/rules.proto (package kms.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenExtension, GenFile } from "@bufbuild/protobuf/codegenv2";
-import { extDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldOptions } from "@bufbuild/protobuf/wkt";
+import type { GenEnum, GenExtension, GenFile } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, extDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
+import type { FieldOptions, MethodOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file kms/v1/rules.proto.
  */
 export const file_kms_v1_rules: GenFile = /*@__PURE__*/
-  fileDesc("ChJrbXMvdjEvcnVsZXMucHJvdG8SBmttcy52MTpLChFodWF3ZWlfZXJyb3JfY29kZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjYwDIAEoCVIPaHVhd2VpRXJyb3JDb2RlOkcKD21heF90b3RhbF9ieXRlcxIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjowDIAEoDVINbWF4VG90YWxCeXRlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChJrbXMvdjEvcnVsZXMucHJvdG8SBmttcy52MSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAI6UQoMbWluaW11bV9yb2xlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYlowDIAEoDjIMLmttcy52MS5Sb2xlUgttaW5pbXVtUm9sZTpLChFodWF3ZWlfZXJyb3JfY29kZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjYwDIAEoCVIPaHVhd2VpRXJyb3JDb2RlOkcKD21heF90b3RhbF9ieXRlcxIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjowDIAEoDVINbWF4VG90YWxCeXRlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+
+/**
+ * kmsd's own declarative request rules. buf.validate carries every rule it
+ * can express; these options add the two things it cannot: the Huawei error
+ * code a broken rule answers, and a limit on a map's total size.
+ * Who may call an RPC. Roles are ordered: an admin may do whatever a user may.
+ *
+ * @generated from enum kms.v1.Role
+ */
+export enum Role {
+  /**
+   * Not annotated: only admins may call the RPC.
+   *
+   * @generated from enum value: ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Uses keys: cryptographic operations, describe and list.
+   *
+   * @generated from enum value: ROLE_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * Manages keys and everything else in the project.
+   *
+   * @generated from enum value: ROLE_ADMIN = 2;
+   */
+  ADMIN = 2,
+}
+
+/**
+ * Describes the enum kms.v1.Role.
+ */
+export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
+  enumDesc(file_kms_v1_rules, 0);
+
+/**
+ * The least role a credential needs to call this RPC.
+ *
+ * @generated from extension: kms.v1.Role minimum_role = 50710;
+ */
+export const minimum_role: GenExtension<MethodOptions, Role> = /*@__PURE__*/
+  extDesc(file_kms_v1_rules, 0);
 
 /**
  * The Huawei error code (e.g. "KMS.0205") answered when this field breaks
@@ -21,7 +66,7 @@ export const file_kms_v1_rules: GenFile = /*@__PURE__*/
  * @generated from extension: string huawei_error_code = 50701;
  */
 export const huawei_error_code: GenExtension<FieldOptions, string> = /*@__PURE__*/
-  extDesc(file_kms_v1_rules, 0);
+  extDesc(file_kms_v1_rules, 1);
 
 /**
  * For map<string, string> fields: the most bytes that all keys and values
@@ -31,5 +76,5 @@ export const huawei_error_code: GenExtension<FieldOptions, string> = /*@__PURE__
  * @generated from extension: uint32 max_total_bytes = 50702;
  */
 export const max_total_bytes: GenExtension<FieldOptions, number> = /*@__PURE__*/
-  extDesc(file_kms_v1_rules, 1);
+  extDesc(file_kms_v1_rules, 2);
 

@@ -65,6 +65,66 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: "change kinds, access credentials, tokens, audit trail",
+    up: `
+      -- Existing rows all describe keys: the default is their kind.
+      ALTER TABLE key_changes ADD COLUMN kind TEXT NOT NULL DEFAULT 'key';
+
+      CREATE TABLE credentials (
+        access_key     TEXT    NOT NULL PRIMARY KEY,
+        project_id     TEXT    NOT NULL,
+        role           TEXT    NOT NULL CHECK (role IN ('admin', 'user')),
+        wrapped_secret BLOB    NOT NULL,
+        root_key_id    TEXT    NOT NULL,
+        state          TEXT    NOT NULL CHECK (state IN ('enabled', 'disabled')),
+        created_at     INTEGER NOT NULL,
+        description    TEXT    NOT NULL
+      );
+
+      -- listCredentials(projectId): ordered by (created_at, access_key).
+      CREATE INDEX credentials_project_created ON credentials (project_id, created_at, access_key);
+
+      CREATE TABLE tokens (
+        token_id    TEXT    NOT NULL PRIMARY KEY,
+        token_hash  TEXT    NOT NULL,
+        project_id  TEXT    NOT NULL,
+        role        TEXT    NOT NULL CHECK (role IN ('admin', 'user')),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        revoked_at  INTEGER,
+        description TEXT    NOT NULL,
+        CONSTRAINT tokens_hash UNIQUE (token_hash)
+      );
+
+      -- listTokens(projectId): ordered by (created_at, token_id).
+      CREATE INDEX tokens_project_created ON tokens (project_id, created_at, token_id);
+
+      -- No AUTOINCREMENT: appendAudit assigns seq = head + 1 itself, under the
+      -- write lock, so the chain has no gaps; PRIMARY KEY refuses a duplicate.
+      CREATE TABLE audit_records (
+        seq        INTEGER PRIMARY KEY,
+        time       INTEGER NOT NULL,
+        request_id TEXT    NOT NULL,
+        protocol   TEXT    NOT NULL,
+        project_id TEXT    NOT NULL,
+        principal  TEXT    NOT NULL,
+        operation  TEXT    NOT NULL,
+        key_id     TEXT    NOT NULL,
+        sequence   TEXT    NOT NULL,
+        outcome    TEXT    NOT NULL,
+        latency_us INTEGER NOT NULL,
+        context    TEXT    NOT NULL CHECK (json_type(context) = 'object'),
+        prev_hash  TEXT    NOT NULL,
+        hash       TEXT    NOT NULL
+      );
+
+      -- readAudit by project and/or time window.
+      CREATE INDEX audit_records_project_time ON audit_records (project_id, time);
+      CREATE INDEX audit_records_time ON audit_records (time);
+    `,
+  },
 ];
 
 /** The store was written by a newer kmsd; opening it could corrupt it. */

@@ -1,6 +1,9 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
+import type { AuditEntry, AuditHead, AuditQuery, AuditRecord } from "../audit-types.js";
+import { decodeMarker, encodeMarker } from "../marker.js";
 import {
   AliasTakenError,
   type KeyChange,
@@ -8,11 +11,15 @@ import {
   type KeyPatch,
   type KeyRecord,
   KeyState,
-  type KeyStore,
   type KeyVersionRecord,
   type ListKeysQuery,
+  type Store,
 } from "../types.js";
+import { AccessTables } from "./access-tables.js";
+import { type AuditChain, AuditTable, openAuditConnection } from "./audit-table.js";
+import { ChangeFeed } from "./change-feed.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
+import { isConstraintViolation, writeTransaction } from "./sql.js";
 
 export interface SqliteStoreOptions {
   readonly dataDir: string;
@@ -20,30 +27,47 @@ export interface SqliteStoreOptions {
   readonly fileName?: string;
 }
 
-export type SqliteKeyStore = KeyStore & { readonly path: string };
+export type SqliteStore = Store & { readonly path: string };
 
 /** How long a statement waits for another process's write lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
-export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteKeyStore> {
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const path = join(options.dataDir, options.fileName ?? "kmsd.db");
   const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  let auditDb: Database.Database | undefined;
   try {
     // Before any pragma that writes the file: a newer schema is left untouched.
     assertKnownSchema(db);
     const mode = db.pragma("journal_mode = WAL", { simple: true });
     if (mode !== "wal") throw new Error(`${path}: cannot use WAL journal mode (got ${mode})`);
     // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a
-    // client told that a key exists must be able to decrypt with it later.
+    // client told that a key exists must be able to decrypt with it later (an
+    // access key handed out must keep working likewise). Audit appends use
+    // their own, cheaper connection: see openAuditConnection.
     db.pragma("synchronous = FULL");
     migrate(db);
     db.pragma("foreign_keys = ON");
-    return new SqliteStore(db, path);
+    auditDb = openAuditConnection(path, BUSY_TIMEOUT_MS);
+    return new SqliteStoreImpl(db, auditDb, path);
   } catch (error) {
+    auditDb?.close();
     db.close();
     throw error;
   }
+}
+
+/**
+ * Test-only: the store's two connections, so tests can check how each is
+ * configured. Not part of Store; production code must not use it.
+ */
+export function connectionsForTesting(store: SqliteStore): {
+  main: Database.Database;
+  audit: Database.Database;
+} {
+  if (!(store instanceof SqliteStoreImpl)) throw new TypeError("not a store from openSqliteStore");
+  return SqliteStoreImpl.connections(store);
 }
 
 interface KeyRow {
@@ -67,12 +91,6 @@ interface VersionRow {
   wrapped_material: Buffer;
   root_key_id: string;
   created_at: number;
-}
-
-interface ChangeRow {
-  seq: number;
-  project_id: string;
-  key_id: string;
 }
 
 interface ListParams {
@@ -145,24 +163,6 @@ function keyParams(key: KeyRecord) {
   };
 }
 
-/** Opaque list position: base64url of "<createdAt>:<keyId>". */
-export function encodeMarker(createdAt: number, keyId: string): string {
-  return Buffer.from(`${createdAt}:${keyId}`, "utf8").toString("base64url");
-}
-
-export function decodeMarker(marker: string): { createdAt: number; keyId: string } {
-  const invalid = () => new RangeError(`invalid marker ${JSON.stringify(marker)}`);
-  // Node's decoder skips characters outside the alphabet; insist on a round trip.
-  if (!/^[A-Za-z0-9_-]+$/.test(marker)) throw invalid();
-  const bytes = Buffer.from(marker, "base64url");
-  if (bytes.toString("base64url") !== marker) throw invalid();
-  const match = /^(-?\d{1,16}):(.+)$/s.exec(bytes.toString("utf8"));
-  const createdAt = Number(match?.[1]);
-  const keyId = match?.[2];
-  if (keyId === undefined || !Number.isSafeInteger(createdAt)) throw invalid();
-  return { createdAt, keyId };
-}
-
 /** The key with only the patch's present fields replaced. */
 function applyPatch(current: KeyRecord, patch: KeyPatch): KeyRecord {
   return {
@@ -183,19 +183,33 @@ function isEmptyPatch(patch: KeyPatch): boolean {
   );
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Database.SqliteError && error.code === "SQLITE_CONSTRAINT_UNIQUE";
-}
-
-class SqliteStore implements SqliteKeyStore {
+/**
+ * Keys live here; credentials, tokens and the audit trail in their own
+ * modules, which this class delegates to.
+ */
+class SqliteStoreImpl implements SqliteStore {
   readonly #db: Database.Database;
+  readonly #auditDb: Database.Database;
+  readonly #changes: ChangeFeed;
+  readonly #access: AccessTables;
+  readonly #audit: AuditTable;
   readonly #sql;
+
+  /** For connectionsForTesting: private fields are only reachable from inside the class. */
+  static connections(store: SqliteStoreImpl) {
+    return { main: store.#db, audit: store.#auditDb };
+  }
 
   constructor(
     db: Database.Database,
+    auditDb: Database.Database,
     readonly path: string,
   ) {
     this.#db = db;
+    this.#auditDb = auditDb;
+    this.#changes = new ChangeFeed(db);
+    this.#access = new AccessTables(db, this.#changes);
+    this.#audit = new AuditTable(auditDb);
     this.#sql = {
       getKey: db.prepare<[string, string], KeyRow>(
         `SELECT ${KEY_COLUMNS} FROM keys WHERE project_id = ? AND key_id = ?`,
@@ -239,40 +253,32 @@ class SqliteStore implements SqliteKeyStore {
       ),
       deleteVersions: db.prepare<[string]>("DELETE FROM key_versions WHERE key_id = ?"),
       deleteKey: db.prepare<[string]>("DELETE FROM keys WHERE key_id = ?"),
-      insertChange: db.prepare<[string, string, number]>(
-        "INSERT INTO key_changes (project_id, key_id, changed_at) VALUES (?, ?, ?)",
-      ),
-      changesSince: db.prepare<[number], ChangeRow>(
-        "SELECT seq, project_id, key_id FROM key_changes WHERE seq > ? ORDER BY seq",
-      ),
-      latestChangeSeq: db
-        .prepare<[], number>("SELECT coalesce(max(seq), 0) FROM key_changes")
-        .pluck(),
       getMeta: db.prepare<[string], string>("SELECT value FROM meta WHERE name = ?").pluck(),
       setMeta: db.prepare<[string, string]>(
         `INSERT INTO meta (name, value) VALUES (?, ?)
           ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
       ),
+      initMeta: db.prepare<[string, string]>(
+        "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+      ),
       ping: db.prepare<[]>("SELECT 1").pluck(),
     };
   }
 
-  /**
-   * Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up
-   * front, so a read-modify-write never fails midway with SQLITE_BUSY_SNAPSHOT
-   * (which busy_timeout does not retry) and never works from a stale read.
-   */
   #write<T>(fn: () => T): T {
-    return this.#db.transaction(fn).immediate();
+    return writeTransaction(this.#db, fn);
   }
 
   #recordChange(projectId: string, keyId: string): void {
-    this.#sql.insertChange.run(projectId, keyId, Date.now());
+    this.#changes.record("key", projectId, keyId);
   }
 
   /** Rethrows a UNIQUE violation caused by the alias as AliasTakenError. */
   #checkAlias(error: unknown, projectId: string, alias: string): never {
-    if (isUniqueViolation(error) && this.#sql.aliasTaken.get(projectId, alias) !== undefined) {
+    if (
+      isConstraintViolation(error, "UNIQUE") &&
+      this.#sql.aliasTaken.get(projectId, alias) !== undefined
+    ) {
       throw new AliasTakenError(alias);
     }
     throw error;
@@ -370,15 +376,11 @@ class SqliteStore implements SqliteKeyStore {
   }
 
   async changesSince(afterSeq: number): Promise<KeyChange[]> {
-    return this.#sql.changesSince.all(afterSeq).map((row) => ({
-      seq: row.seq,
-      projectId: row.project_id,
-      keyId: row.key_id,
-    }));
+    return this.#changes.since(afterSeq);
   }
 
   async latestChangeSeq(): Promise<number> {
-    return this.#sql.latestChangeSeq.get() ?? 0;
+    return this.#changes.latest();
   }
 
   async getMeta(name: string): Promise<string | undefined> {
@@ -389,11 +391,70 @@ class SqliteStore implements SqliteKeyStore {
     this.#sql.setMeta.run(name, value);
   }
 
+  async initMeta(name: string, value: string): Promise<string> {
+    // Insert and read back under one write lock: the value read is the one kept.
+    return this.#write(() => {
+      this.#sql.initMeta.run(name, value);
+      const kept = this.#sql.getMeta.get(name);
+      if (kept === undefined) throw new Error(`meta ${name} vanished while being initialised`);
+      return kept;
+    });
+  }
+
   async ping(): Promise<void> {
     this.#sql.ping.get();
   }
 
+  async createCredential(credential: CredentialRecord): Promise<void> {
+    this.#access.createCredential(credential);
+  }
+
+  async getCredential(accessKey: string): Promise<CredentialRecord | undefined> {
+    return this.#access.getCredential(accessKey);
+  }
+
+  async listCredentials(projectId?: string): Promise<CredentialRecord[]> {
+    return this.#access.listCredentials(projectId);
+  }
+
+  async setCredentialState(accessKey: string, state: CredentialState): Promise<boolean> {
+    return this.#access.setCredentialState(accessKey, state);
+  }
+
+  async deleteCredential(accessKey: string): Promise<boolean> {
+    return this.#access.deleteCredential(accessKey);
+  }
+
+  async createToken(token: TokenRecord): Promise<void> {
+    this.#access.createToken(token);
+  }
+
+  async getTokenByHash(tokenHash: string): Promise<TokenRecord | undefined> {
+    return this.#access.getTokenByHash(tokenHash);
+  }
+
+  async listTokens(projectId?: string): Promise<TokenRecord[]> {
+    return this.#access.listTokens(projectId);
+  }
+
+  async revokeToken(tokenId: string, now: number): Promise<boolean> {
+    return this.#access.revokeToken(tokenId, now);
+  }
+
+  async appendAudit(entries: readonly AuditEntry[], chain: AuditChain): Promise<void> {
+    this.#audit.append(entries, chain);
+  }
+
+  async readAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.#audit.read(query);
+  }
+
+  async auditHead(): Promise<AuditHead | undefined> {
+    return this.#audit.head();
+  }
+
   async close(): Promise<void> {
+    if (this.#auditDb.open) this.#auditDb.close();
     if (this.#db.open) this.#db.close();
   }
 }

@@ -9,8 +9,9 @@ import { isFieldError } from "@bufbuild/protobuf/reflect";
 import { type ConnectError, createContextValues } from "@connectrpc/connect";
 import { huawei_error_code } from "../../../gen/kms/v1/rules_pb.js";
 import { isHuaweiErrorCode } from "../../errors/huawei-codes.js";
-import { kmsError, toKmsError } from "../../errors/kms-error.js";
+import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { type CallInfo, callInfoKey } from "../call-info.js";
+import type { NodeCall } from "../node-call.js";
 import { BodyTooLargeError, type NodeRequest, readBody } from "../read-body.js";
 import type { UnaryInvoker } from "../unary-invoker.js";
 import { type NodeResponse, writeHuaweiError, writeJson } from "./huawei-response.js";
@@ -21,9 +22,17 @@ export interface RestGatewayOptions {
   readonly invoke: UnaryInvoker;
   /** Largest request body read, in bytes; larger ones answer KMS.0203. */
   readonly maxBodyBytes: number;
+  /** Told of every request refused before it reached an RPC (for the audit trail). */
+  readonly onRejected: (call: CallInfo, projectId: string, code: string) => void;
 }
 
-export type RestHandler = (request: NodeRequest, response: NodeResponse, call: CallInfo) => void;
+export type RestHandler = (request: NodeRequest, response: NodeResponse, call: NodeCall) => void;
+
+/** How far a request got: what the audit trail needs if it never reaches an RPC. */
+interface Progress {
+  projectId: string;
+  reachedRpc: boolean;
+}
 
 /**
  * Huawei's REST API: routes from the proto's google.api.http annotations,
@@ -33,46 +42,56 @@ export type RestHandler = (request: NodeRequest, response: NodeResponse, call: C
 export function createRestGateway(options: RestGatewayOptions): RestHandler {
   const { routes, invoke, maxBodyBytes } = options;
 
-  async function handle(request: NodeRequest, response: NodeResponse, call: CallInfo) {
-    const url = request.url ?? "/";
-    const path = url.split("?", 1)[0] ?? "/";
-    const match = routes.match(request.method ?? "GET", path);
+  async function handle(
+    request: NodeRequest,
+    response: NodeResponse,
+    call: NodeCall,
+    progress: Progress,
+  ) {
+    const path = call.rawTarget.split("?", 1)[0] ?? "/";
+    const match = routes.match(call.httpMethod, path);
     if (match.kind === "not-found") {
-      throw kmsError("APIGW.0101", `the API ${request.method} ${path} does not exist`);
+      throw kmsError("APIGW.0101", `the API ${call.httpMethod} ${path} does not exist`);
     }
     if (match.kind === "method-not-allowed") {
-      throw kmsError(
-        "KMS.0215",
-        `${request.method} is not supported here; use ${match.allowed.join(", ")}`,
-      );
+      const allowed = match.allowed.join(", ");
+      throw kmsError("KMS.0215", `${call.httpMethod} is not supported here; use ${allowed}`, {
+        metadata: { allow: allowed },
+      });
     }
     const { route, pathParams } = match;
-    const message = decodeRequest(route, await readBody(request, maxBodyBytes), pathParams);
+    progress.projectId = pathParams.project_id ?? "";
+    const body = await readBody(request, maxBodyBytes);
+    call.setBody(body);
+    const message = decodeRequest(route, body, pathParams);
+    progress.reachedRpc = true;
     const result = await invoke({
       method: route.method,
       message,
       protocolName: "rest",
-      requestMethod: request.method ?? "POST",
-      url,
+      requestMethod: call.httpMethod,
+      url: call.rawTarget,
       requestHeader: headersOf(request),
       contextValues: createContextValues().set(callInfoKey, call),
     });
-    const body = toJsonString(route.method.output, result.message, {
+    const answer = toJsonString(route.method.output, result.message, {
       useProtoFieldName: true,
       alwaysEmitImplicit: true,
     });
-    writeJson(response, 200, body, { "x-request-id": call.requestId });
+    writeJson(response, 200, answer);
   }
 
   return (request, response, call) => {
-    handle(request, response, call).catch((reason: unknown) => {
+    const progress: Progress = { projectId: "", reachedRpc: false };
+    handle(request, response, call, progress).catch((reason: unknown) => {
       const tooLarge = reason instanceof BodyTooLargeError;
       const error: ConnectError = tooLarge
         ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
         : toKmsError(reason);
+      if (!progress.reachedRpc) options.onRejected(call, progress.projectId, huaweiCodeOf(error));
       // After refusing an oversized body, close the connection rather than
       // read the rest of it.
-      const headers: Record<string, string> = { "x-request-id": call.requestId };
+      const headers: Record<string, string> = {};
       if (tooLarge && request.httpVersionMajor === 1) headers.connection = "close";
       writeHuaweiError(response, error, call.requestId, headers);
       if (tooLarge) {

@@ -48,5 +48,9 @@ export function writeHuaweiError(
   headers: Record<string, string | string[]> = {},
 ): void {
   const { status, body } = huaweiErrorBody(error, requestId);
-  writeJson(response, status, body, headers);
+  const all: Record<string, string | string[]> = { ...headers };
+  error.metadata.forEach((value, name) => {
+    all[name] = value;
+  });
+  writeJson(response, status, body, all);
 }

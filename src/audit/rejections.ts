@@ -1,0 +1,29 @@
+import { performance } from "node:perf_hooks";
+import type { CallInfo } from "../transport/call-info.js";
+import type { AuditLog } from "./audit-log.js";
+
+/**
+ * Records a request the transport refused before any RPC ran (unknown path,
+ * wrong method, unreadable body): every request leaves an audit record.
+ */
+export function auditRejection(
+  log: AuditLog,
+  call: CallInfo,
+  projectId: string,
+  outcome: string,
+): void {
+  const path = call.rawTarget.split("?", 1)[0] ?? "";
+  log.record({
+    time: call.receivedAtMs,
+    requestId: call.requestId,
+    protocol: call.protocol,
+    projectId,
+    principal: "",
+    operation: `${call.httpMethod} ${path}`.slice(0, 300),
+    keyId: "",
+    sequence: "",
+    outcome,
+    latencyUs: Math.round((performance.now() - call.receivedAt) * 1000),
+    context: {},
+  });
+}

@@ -1,0 +1,182 @@
+import { issueCredential, issueToken } from "../../auth/issue-credentials.js";
+import type { SettingName } from "../../config/settings.js";
+import { CredentialState, type Role } from "../../keystore/access-types.js";
+import { withCore } from "../admin-call.js";
+import { type Command, type CommandContext, type CommandOption, UsageError } from "../command.js";
+
+const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
+const project: CommandOption = { description: "Project id", required: true };
+const role: CommandOption = {
+  description: "admin (everything in the project) or user (use keys)",
+  required: true,
+};
+const accessKey: CommandOption = { description: "Access key", required: true };
+
+function print(context: CommandContext, value: unknown): number {
+  context.stdout(`${JSON.stringify(value, null, 2)}\n`);
+  return 0;
+}
+
+function parseRole(value: string | undefined): Role {
+  if (value === "admin" || value === "user") return value;
+  throw new UsageError(`--role must be admin or user, got ${JSON.stringify(value)}`);
+}
+
+const DAY_MS = 86_400_000;
+const TTL_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
+
+/** "90s", "30m", "24h", "7d" as milliseconds (at most 366 days). */
+export function parseTtl(value: string | undefined): number {
+  const match = /^([1-9][0-9]*)([smhd])$/.exec(value ?? "");
+  const ms =
+    match === null ? Number.NaN : Number(match[1]) * (TTL_UNITS[match[2] ?? ""] ?? Number.NaN);
+  if (!(ms > 0 && ms <= 366 * DAY_MS)) {
+    throw new UsageError(
+      `--ttl must look like 30m, 24h or 7d (at most 366d), got ${JSON.stringify(value)}`,
+    );
+  }
+  return ms;
+}
+
+function notFound(what: string, id: string | undefined): number {
+  throw new UsageError(`no ${what} ${JSON.stringify(id)}`);
+}
+
+export const accessCommands: Command[] = [
+  {
+    path: ["credentials", "create"],
+    summary: "Create an access key (AK/SK); the secret key is printed this once.",
+    options: { project, role, description: { description: "What the credential is for" } },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store, rootKey }) => {
+        const { options } = context;
+        const issued = await issueCredential(store, rootKey, {
+          projectId: validProject(options.project),
+          role: parseRole(options.role),
+          description: options.description ?? "",
+          now: Date.now(),
+        });
+        return print(context, issued);
+      }),
+  },
+  {
+    path: ["credentials", "list"],
+    summary: "List access keys (never their secrets).",
+    options: { project: { description: "Only this project's" } },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        const credentials = await store.listCredentials(context.options.project);
+        return print(
+          context,
+          credentials.map((c) => ({
+            access_key: c.accessKey,
+            project_id: c.projectId,
+            role: c.role,
+            state: c.state,
+            created_at: new Date(c.createdAt).toISOString(),
+            description: c.description,
+          })),
+        );
+      }),
+  },
+  ...(["enable", "disable"] as const).map(
+    (verb): Command => ({
+      path: ["credentials", verb],
+      summary:
+        verb === "disable"
+          ? "Disable an access key: its signatures stop working."
+          : "Enable a disabled access key.",
+      options: { "access-key": accessKey },
+      settings: storeSettings,
+      run: (context) =>
+        withCore(context.config, async ({ store }) => {
+          const id = context.options["access-key"] ?? "";
+          const state = verb === "disable" ? CredentialState.Disabled : CredentialState.Enabled;
+          if (!(await store.setCredentialState(id, state))) return notFound("access key", id);
+          return print(context, { access_key: id, state });
+        }),
+    }),
+  ),
+  {
+    path: ["credentials", "delete"],
+    summary: "Delete an access key for good.",
+    options: { "access-key": accessKey },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        const id = context.options["access-key"] ?? "";
+        if (!(await store.deleteCredential(id))) return notFound("access key", id);
+        return print(context, { access_key: id, deleted: true });
+      }),
+  },
+  {
+    path: ["tokens", "create"],
+    summary: "Create a token for X-Auth-Token; it is printed this once and stored hashed.",
+    options: {
+      project,
+      role,
+      ttl: { description: "Lifetime: 30m, 24h, 7d... (default 24h)" },
+      description: { description: "What the token is for" },
+    },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        const { options } = context;
+        const issued = await issueToken(store, {
+          projectId: validProject(options.project),
+          role: parseRole(options.role),
+          ttlMs: parseTtl(options.ttl ?? "24h"),
+          description: options.description ?? "",
+          now: Date.now(),
+        });
+        return print(context, issued);
+      }),
+  },
+  {
+    path: ["tokens", "list"],
+    summary: "List tokens (ids, never the tokens).",
+    options: { project: { description: "Only this project's" } },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        const tokens = await store.listTokens(context.options.project);
+        return print(
+          context,
+          tokens.map((t) => ({
+            token_id: t.tokenId,
+            project_id: t.projectId,
+            role: t.role,
+            created_at: new Date(t.createdAt).toISOString(),
+            expires_at: new Date(t.expiresAt).toISOString(),
+            revoked_at: t.revokedAt === null ? null : new Date(t.revokedAt).toISOString(),
+            description: t.description,
+          })),
+        );
+      }),
+  },
+  {
+    path: ["tokens", "revoke"],
+    summary: "Revoke a token at once.",
+    options: {
+      "token-id": { description: "Token id (from tokens create or list)", required: true },
+    },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        const id = context.options["token-id"] ?? "";
+        if (!(await store.revokeToken(id, Date.now()))) return notFound("token", id);
+        return print(context, { token_id: id, revoked: true });
+      }),
+  },
+];
+
+function validProject(value: string | undefined): string {
+  if (value === undefined || !/^[0-9a-zA-Z_-]{1,64}$/.test(value)) {
+    throw new UsageError(
+      `--project must match ^[0-9a-zA-Z_-]{1,64}$, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}

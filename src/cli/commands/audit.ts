@@ -1,0 +1,149 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { ChainVerifier, describeBreak } from "../../audit/chain.js";
+import type { SettingName } from "../../config/settings.js";
+import type { AuditQuery, AuditRecord } from "../../keystore/audit-types.js";
+import type { Store } from "../../keystore/types.js";
+import { withCore } from "../admin-call.js";
+import { type Command, UsageError } from "../command.js";
+
+const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
+const PAGE = 1000;
+
+/** Huawei-style snake_case, one JSON object per record. */
+export function auditRecordJson(record: AuditRecord): Record<string, unknown> {
+  return {
+    seq: record.seq,
+    time: new Date(record.time).toISOString(),
+    request_id: record.requestId,
+    protocol: record.protocol,
+    project_id: record.projectId,
+    principal: record.principal,
+    operation: record.operation,
+    key_id: record.keyId,
+    sequence: record.sequence,
+    outcome: record.outcome,
+    latency_us: record.latencyUs,
+    context: record.context,
+    prev_hash: record.prevHash,
+    hash: record.hash,
+  };
+}
+
+/** An ISO 8601 time, or a duration back from now (90s, 30m, 24h, 7d). */
+export function parseSince(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const relative = /^([0-9]+)([smhd])$/.exec(value);
+  if (relative !== null) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      relative[2] as "s" | "m" | "h" | "d"
+    ];
+    return now - Number(relative[1]) * unit;
+  }
+  const time = Date.parse(value);
+  if (Number.isNaN(time))
+    throw new UsageError(`--since must be an ISO 8601 time or like 30m, 24h, 7d`);
+  return time;
+}
+
+/** Every record matching the query, a page at a time. */
+async function* readAll(
+  store: Store,
+  query: Omit<AuditQuery, "limit">,
+): AsyncGenerator<AuditRecord> {
+  let afterSeq = query.afterSeq ?? 0;
+  for (;;) {
+    const page = await store.readAudit({ ...query, afterSeq, limit: PAGE });
+    yield* page;
+    const last = page.at(-1);
+    if (last === undefined || page.length < PAGE) return;
+    afterSeq = last.seq;
+  }
+}
+
+function filterOf(options: Readonly<Record<string, string | undefined>>) {
+  const since = parseSince(options.since, Date.now());
+  return {
+    ...(options.project === undefined ? {} : { projectId: options.project }),
+    ...(since === undefined ? {} : { since }),
+  };
+}
+
+export const auditCommands: Command[] = [
+  {
+    path: ["audit", "verify"],
+    summary: "Check the whole audit chain; says where it breaks (exit 1) if it does.",
+    options: {},
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store, auditKeys }) => {
+        const verifier = new ChainVerifier(auditKeys.chain);
+        let head: AuditRecord | undefined;
+        for await (const record of readAll(store, {})) {
+          const broken = verifier.check(record);
+          if (broken !== undefined) {
+            context.stdout(
+              `${JSON.stringify({ ok: false, verified: verifier.verified, broken_at: broken.seq, reason: describeBreak(broken) }, null, 2)}\n`,
+            );
+            return 1;
+          }
+          head = record;
+        }
+        context.stdout(
+          `${JSON.stringify({ ok: true, verified: verifier.verified, head: head === undefined ? null : { seq: head.seq, hash: head.hash } }, null, 2)}\n`,
+        );
+        return 0;
+      }),
+  },
+  {
+    path: ["audit", "export"],
+    summary: "Print audit records as JSON lines.",
+    options: {
+      project: { description: "Only this project's records" },
+      since: { description: "Only records from this time (ISO 8601, or 30m, 24h, 7d ago)" },
+    },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        for await (const record of readAll(store, filterOf(context.options))) {
+          context.stdout(`${JSON.stringify(auditRecordJson(record))}\n`);
+        }
+        return 0;
+      }),
+  },
+  {
+    path: ["audit", "tail"],
+    summary: "Print the newest audit records as JSON lines; --follow keeps printing new ones.",
+    options: {
+      project: { description: "Only this project's records" },
+      since: { description: "Only records from this time (ISO 8601, or 30m, 24h, 7d ago)" },
+      lines: { description: "How many records (default 20)" },
+      follow: {
+        description: "Keep printing records as they arrive (until interrupted)",
+        boolean: true,
+      },
+    },
+    settings: storeSettings,
+    run: (context) =>
+      withCore(context.config, async ({ store }) => {
+        const lines = Number(context.options.lines ?? "20");
+        if (!Number.isInteger(lines) || lines < 1)
+          throw new UsageError("--lines must be a positive integer");
+        const filter = filterOf(context.options);
+        const newest: AuditRecord[] = [];
+        for await (const record of readAll(store, filter)) {
+          newest.push(record);
+          if (newest.length > lines) newest.shift();
+        }
+        for (const record of newest) context.stdout(`${JSON.stringify(auditRecordJson(record))}\n`);
+        let afterSeq = newest.at(-1)?.seq ?? (await store.auditHead())?.seq ?? 0;
+        while (context.options.follow === "true") {
+          await sleep(500);
+          for await (const record of readAll(store, { ...filter, afterSeq })) {
+            context.stdout(`${JSON.stringify(auditRecordJson(record))}\n`);
+            afterSeq = record.seq;
+          }
+        }
+        return 0;
+      }),
+  },
+];

@@ -1,0 +1,22 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { errorsTable, replaceSection, settingsTable } from "./reference-tables.js";
+
+/** The generated sections of the documentation: file, section name, content. */
+export const generatedSections: readonly [string, string, () => string][] = [
+  ["README.md", "settings", settingsTable],
+  ["docs/errors.md", "error-codes", errorsTable],
+];
+
+/** `npm run docs`: rewrites the generated sections in place. */
+async function main(): Promise<void> {
+  for (const [file, name, render] of generatedSections) {
+    const before = await readFile(file, "utf8");
+    const after = replaceSection(before, name, render());
+    if (after !== before) {
+      await writeFile(file, after);
+      console.log(`updated ${file} (${name})`);
+    }
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

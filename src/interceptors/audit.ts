@@ -1,0 +1,69 @@
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Interceptor, UnaryResponse } from "@connectrpc/connect";
+import { type AuditKeys, contextValueHash } from "../audit/audit-keys.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import { principalKey, principalName } from "../auth/principal.js";
+import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
+import { callInfoKey } from "../transport/call-info.js";
+
+/** The request and response fields the audit trail reads (never plaintext or ciphertext). */
+interface AuditedFields {
+  readonly projectId?: unknown;
+  readonly keyId?: unknown;
+  readonly sequence?: unknown;
+  readonly encryptionContext?: unknown;
+  readonly keyInfo?: { readonly keyId?: unknown };
+}
+
+/**
+ * Appends one audit entry per RPC, whatever its outcome. Outermost in the
+ * chain, so it sees the final answer, including authentication failures.
+ */
+export function auditInterceptor(log: AuditLog, keys: AuditKeys): Interceptor {
+  return (next) => async (request) => {
+    let outcome = "OK";
+    let response: UnaryResponse | undefined;
+    try {
+      const result = await next(request);
+      if (!result.stream) response = result;
+      return result;
+    } catch (reason) {
+      const error = toKmsError(reason);
+      outcome = huaweiCodeOf(error);
+      throw error;
+    } finally {
+      const call = request.contextValues.get(callInfoKey);
+      const principal = request.contextValues.get(principalKey);
+      const fields = (request.stream ? {} : request.message) as AuditedFields;
+      const answered = (response?.message ?? {}) as AuditedFields;
+      log.record({
+        time: call?.receivedAtMs ?? Date.now(),
+        requestId: call?.requestId ?? randomUUID(),
+        protocol: call?.protocol ?? "cli",
+        projectId: text(fields.projectId),
+        principal: principal === undefined ? "" : principalName(principal),
+        operation: request.method.name,
+        keyId: text(fields.keyId) || text(answered.keyId) || text(answered.keyInfo?.keyId),
+        sequence: text(fields.sequence),
+        outcome,
+        latencyUs:
+          call === undefined ? 0 : Math.round((performance.now() - call.receivedAt) * 1000),
+        context: hashedContext(keys, fields.encryptionContext),
+      });
+    }
+  };
+}
+
+function text(value: unknown): string {
+  return typeof value === "string" ? value : "";
+}
+
+function hashedContext(keys: AuditKeys, context: unknown): Record<string, string> {
+  const hashed: Record<string, string> = {};
+  if (typeof context !== "object" || context === null) return hashed;
+  for (const [key, value] of Object.entries(context)) {
+    if (typeof value === "string") hashed[key] = contextValueHash(keys, value);
+  }
+  return hashed;
+}

@@ -1,0 +1,44 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { authorize } from "../auth/authorize.js";
+import { principalKey } from "../auth/principal.js";
+import type { RequestAuthenticator } from "../auth/request-authenticator.js";
+import { kmsError } from "../errors/kms-error.js";
+import { callInfoKey } from "../transport/call-info.js";
+
+/**
+ * Establishes who sent the request (AK/SK signature or token). It runs
+ * before validation, so that an unauthenticated caller learns nothing about
+ * the request rules.
+ */
+export function authenticationInterceptor(authenticator: RequestAuthenticator): Interceptor {
+  return (next) => async (request) => {
+    const call = request.contextValues.get(callInfoKey);
+    if (call === undefined) throw kmsError("APIGW.0301", "the request cannot be authenticated");
+    const principal = await authenticator.authenticate({
+      httpMethod: call.httpMethod,
+      rawTarget: call.rawTarget,
+      header: (name) => call.header(name),
+      bodyHash: () => call.bodyHash(),
+    });
+    request.contextValues.set(principalKey, principal);
+    return next(request);
+  };
+}
+
+/**
+ * Checks the authenticated principal may call this RPC on this project. It
+ * runs after validation, so the project_id it compares is well formed.
+ */
+export function authorizationInterceptor(): Interceptor {
+  return (next) => async (request) => {
+    const principal = request.contextValues.get(principalKey);
+    if (principal === undefined) throw kmsError("APIGW.0301", "the request is not authenticated");
+    authorize(principal, request.method, request.stream ? "" : projectIdOf(request.message));
+    return next(request);
+  };
+}
+
+function projectIdOf(message: unknown): string {
+  const value = (message as { projectId?: unknown }).projectId;
+  return typeof value === "string" ? value : "";
+}

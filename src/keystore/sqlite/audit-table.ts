@@ -1,0 +1,207 @@
+import Database from "better-sqlite3";
+import {
+  type AuditEntry,
+  type AuditHead,
+  type AuditQuery,
+  type AuditRecord,
+  GENESIS_HASH,
+} from "../audit-types.js";
+import { writeTransaction } from "./sql.js";
+
+export type AuditChain = (prevHash: string, seq: number, entry: AuditEntry) => string;
+
+interface AuditRow {
+  seq: number;
+  time: number;
+  request_id: string;
+  protocol: string;
+  project_id: string;
+  principal: string;
+  operation: string;
+  key_id: string;
+  sequence: string;
+  outcome: string;
+  latency_us: number;
+  context: string;
+  prev_hash: string;
+  hash: string;
+}
+
+interface ReadParams {
+  projectId?: string;
+  since?: number;
+  afterSeq: number;
+  limit: number;
+}
+
+const AUDIT_COLUMNS = `seq, time, request_id, protocol, project_id, principal, operation, key_id,
+  sequence, outcome, latency_us, context, prev_hash, hash`;
+
+/**
+ * Opens the connection audit appends go through. The store's main connection
+ * must have opened (and migrated) the file first: this one only joins it.
+ */
+export function openAuditConnection(path: string, busyTimeoutMs: number): Database.Database {
+  const db = new Database(path, { timeout: busyTimeoutMs, fileMustExist: true });
+  try {
+    const mode = db.pragma("journal_mode", { simple: true });
+    if (mode !== "wal") throw new Error(`${path}: expected WAL journal mode (got ${mode})`);
+    // NORMAL: in WAL mode a commit then only appends to the log, without an
+    // fsync, so an append never holds the write lock that key writes wait for
+    // during a disk flush. A committed record still survives a crash of the
+    // process; only a power loss (or OS crash) may lose the last commits.
+    // Acceptable for the trail, not for keys, whose connection stays FULL.
+    db.pragma("synchronous = NORMAL");
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === "string")
+  );
+}
+
+/**
+ * Exactly the AuditEntry fields, so that what `chain` hashes is what the
+ * table stores and readAudit returns: a verifier recomputing hashes from
+ * read records must get the same input.
+ */
+function copyEntry(entry: AuditEntry): AuditEntry {
+  if (!isStringRecord(entry.context)) {
+    // Stored, it would make every later readAudit over it fail.
+    throw new TypeError(`audit entry ${entry.requestId}: context must map strings to strings`);
+  }
+  return {
+    time: entry.time,
+    requestId: entry.requestId,
+    protocol: entry.protocol,
+    projectId: entry.projectId,
+    principal: entry.principal,
+    operation: entry.operation,
+    keyId: entry.keyId,
+    sequence: entry.sequence,
+    outcome: entry.outcome,
+    latencyUs: entry.latencyUs,
+    context: { ...entry.context },
+  };
+}
+
+function toAuditRecord(row: AuditRow): AuditRecord {
+  const context: unknown = JSON.parse(row.context);
+  if (!isStringRecord(context)) {
+    throw new Error(`audit record ${row.seq} has a malformed context`);
+  }
+  return {
+    seq: row.seq,
+    time: row.time,
+    requestId: row.request_id,
+    protocol: row.protocol,
+    projectId: row.project_id,
+    principal: row.principal,
+    operation: row.operation,
+    keyId: row.key_id,
+    sequence: row.sequence,
+    outcome: row.outcome,
+    latencyUs: row.latency_us,
+    context,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/**
+ * Only the filters the query uses appear in the SQL: an `@x IS NULL OR`
+ * predicate would keep SQLite from using the (project_id, time) and (time)
+ * indexes on what is the store's largest table.
+ */
+function readSql(byProject: boolean, bySince: boolean): string {
+  const where = ["seq > @afterSeq"];
+  if (byProject) where.push("project_id = @projectId");
+  if (bySince) where.push("time >= @since");
+  return `SELECT ${AUDIT_COLUMNS} FROM audit_records WHERE ${where.join(" AND ")}
+    ORDER BY seq LIMIT @limit`;
+}
+
+/** The audit_records table, on its own connection (see openAuditConnection). */
+export class AuditTable {
+  readonly #db: Database.Database;
+  readonly #head;
+  readonly #insert;
+  readonly #reads = new Map<string, Database.Statement<[ReadParams], AuditRow>>();
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#head = db.prepare<[], AuditHead>(
+      "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+    );
+    this.#insert = db.prepare<[AuditRow]>(
+      `INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES (@seq, @time, @request_id, @protocol,
+        @project_id, @principal, @operation, @key_id, @sequence, @outcome, @latency_us, @context,
+        @prev_hash, @hash)`,
+    );
+  }
+
+  append(entries: readonly AuditEntry[], chain: AuditChain): void {
+    if (entries.length === 0) return;
+    const copies = entries.map(copyEntry);
+    // The head is read under the write lock: another process appending at the
+    // same time either committed before (and its head is read) or waits.
+    writeTransaction(this.#db, () => {
+      let prev = this.#head.get() ?? { seq: 0, hash: GENESIS_HASH };
+      for (const entry of copies) {
+        const seq = prev.seq + 1;
+        const hash = chain(prev.hash, seq, entry);
+        this.#insert.run({
+          seq,
+          time: entry.time,
+          request_id: entry.requestId,
+          protocol: entry.protocol,
+          project_id: entry.projectId,
+          principal: entry.principal,
+          operation: entry.operation,
+          key_id: entry.keyId,
+          sequence: entry.sequence,
+          outcome: entry.outcome,
+          latency_us: entry.latencyUs,
+          context: JSON.stringify(entry.context),
+          prev_hash: prev.hash,
+          hash,
+        });
+        prev = { seq, hash };
+      }
+    });
+  }
+
+  read(query: AuditQuery): AuditRecord[] {
+    if (!Number.isSafeInteger(query.limit) || query.limit < 1) {
+      throw new RangeError(`limit must be a positive integer, got ${query.limit}`);
+    }
+    const params: ReadParams = { afterSeq: query.afterSeq ?? 0, limit: query.limit };
+    if (query.projectId !== undefined) params.projectId = query.projectId;
+    if (query.since !== undefined) params.since = query.since;
+    return this.#read(query.projectId !== undefined, query.since !== undefined)
+      .all(params)
+      .map(toAuditRecord);
+  }
+
+  head(): AuditHead | undefined {
+    return this.#head.get();
+  }
+
+  #read(byProject: boolean, bySince: boolean): Database.Statement<[ReadParams], AuditRow> {
+    const name = `${byProject}/${bySince}`;
+    let statement = this.#reads.get(name);
+    if (statement === undefined) {
+      statement = this.#db.prepare<[ReadParams], AuditRow>(readSql(byProject, bySince));
+      this.#reads.set(name, statement);
+    }
+    return statement;
+  }
+}
