@@ -1,11 +1,13 @@
 import type { ServerResponse } from "node:http";
 import {
   Code,
+  ConnectError,
   type ConnectRouter,
   createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey, protocolOfContentType } from "./call-info.js";
 import { encodeGrpcMessage, useGrpcMessageEncoding } from "./grpc-message.js";
 import type { RequestHandler, StreamHandler } from "./listener.js";
@@ -105,7 +107,19 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       }
       calls.set(request, call);
       response.setHeader("x-request-id", call.requestId);
-      if (call.protocol === "grpc") useGrpcMessageEncoding(response);
+      if (call.protocol === "grpc") {
+        useGrpcMessageEncoding(response, (status) => {
+          call.grpcStatus = status;
+        });
+      }
+      // connect-node refuses some requests itself before any interceptor runs
+      // (unsupported content type, GET, undecodable messages): record those
+      // too. Successes that bypass the audit interceptor (health checks,
+      // reflection) are not KMS operations and are not recorded.
+      response.once("close", () => {
+        const outcome = call.audited ? "OK" : protocolOutcome(response.statusCode, call.grpcStatus);
+        if (outcome !== "OK") options.onRejected(call, outcome);
+      });
       connect(request, response);
     },
 
@@ -151,5 +165,39 @@ function answerUnknownRpc(call: NodeCall, response: NodeResponse): void {
   } else {
     response.writeHead(200, headers);
     response.end();
+  }
+}
+
+/** The Huawei code of an answer connect-node gave without kmsd's chain. */
+function protocolOutcome(httpStatus: number, grpcStatus: string | undefined): string {
+  if (httpStatus === 200 && (grpcStatus === undefined || grpcStatus === "0")) return "OK";
+  const code = httpStatus === 200 ? Number(grpcStatus) : codeFromHttpStatus(httpStatus);
+  return huaweiCodeOf(toKmsError(new ConnectError("", code as Code)));
+}
+
+/** The Connect code an HTTP error status stands for (the gRPC HTTP mapping). */
+function codeFromHttpStatus(status: number): Code {
+  switch (status) {
+    case 400:
+      return Code.InvalidArgument;
+    case 401:
+      return Code.Unauthenticated;
+    case 403:
+      return Code.PermissionDenied;
+    case 404:
+      return Code.Unimplemented;
+    case 405:
+    case 415:
+      return Code.InvalidArgument;
+    case 408:
+    case 504:
+      return Code.DeadlineExceeded;
+    case 413:
+    case 429:
+      return Code.ResourceExhausted;
+    case 503:
+      return Code.Unavailable;
+    default:
+      return Code.Internal;
   }
 }

@@ -13,6 +13,7 @@ export class NodeCall implements CallInfo {
   readonly requestId = randomUUID();
   readonly receivedAt = performance.now();
   readonly receivedAtMs = Date.now();
+  audited = false;
   private body: Uint8Array | undefined;
   private tapHash: Hash | undefined;
   private digest: string | undefined;
@@ -32,6 +33,13 @@ export class NodeCall implements CallInfo {
     const value = this.headers[name] ?? (name === "host" ? this.headers[":authority"] : undefined);
     return Array.isArray(value) ? value.join(", ") : value;
   }
+
+  markAudited(): void {
+    this.audited = true;
+  }
+
+  /** gRPC status the connect-node path answered (see http-handler.ts). */
+  grpcStatus: string | undefined;
 
   /** The request message bytes, when the transport read them itself. */
   setBody(body: Uint8Array): void {

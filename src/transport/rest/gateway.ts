@@ -1,6 +1,7 @@
-import { type JsonObject, toJsonString } from "@bufbuild/protobuf";
+import { create, type JsonObject, type Message, toJsonString } from "@bufbuild/protobuf";
 import { type ConnectError, createContextValues } from "@connectrpc/connect";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
+import { decodeErrorKey } from "../../interceptors/decode.js";
 import { type CallInfo, callInfoKey } from "../call-info.js";
 import { headersFromNode, messageFromJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
@@ -55,7 +56,15 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
     progress.projectId = pathParams.project_id ?? "";
     const body = await readBody(request, maxBodyBytes);
     call.setBody(body);
-    const message = decodeRequest(route, body, pathParams);
+    const contextValues = createContextValues().set(callInfoKey, call);
+    let message: Message;
+    try {
+      message = decodeRequest(route, body, pathParams);
+    } catch (error) {
+      // Answered after authentication (see interceptors/decode.ts).
+      contextValues.set(decodeErrorKey, toKmsError(error));
+      message = create(route.method.input, { projectId: progress.projectId });
+    }
     progress.reachedRpc = true;
     const result = await invoke({
       method: route.method,
@@ -64,7 +73,7 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
       requestMethod: call.httpMethod,
       url: call.rawTarget,
       requestHeader: () => headersFromNode(request.headers),
-      contextValues: createContextValues().set(callInfoKey, call),
+      contextValues,
     });
     const answer = toJsonString(route.method.output, result.message, {
       useProtoFieldName: true,

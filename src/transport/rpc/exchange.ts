@@ -37,7 +37,12 @@ export class Http2Exchange implements Exchange {
   constructor(
     private readonly stream: ServerHttp2Stream,
     readonly headers: IncomingHttpHeaders,
-  ) {}
+  ) {
+    // A client that resets its stream (a cancelled call, an expired
+    // deadline) makes the stream emit 'error'; without a listener node
+    // would throw it. The 'close' listener behind `signal` handles it.
+    stream.on("error", () => {});
+  }
 
   readBody(limit: number): Promise<Buffer> {
     return readStream(this.stream, limit, this.headers["content-length"]);

@@ -1,7 +1,14 @@
 import type { OutgoingHttpHeaders } from "node:http";
-import { type DescMethodUnary, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMethodUnary,
+  type Message,
+  toBinary,
+  toJsonString,
+} from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
+import { decodeErrorKey } from "../../interceptors/decode.js";
 import { callInfoKey } from "../call-info.js";
 import {
   headersFromNode,
@@ -69,9 +76,21 @@ export async function serveUnaryRpc(
     );
   };
 
+  let body: Buffer;
+  try {
+    body = await exchange.readBody(options.maxBodyBytes);
+  } catch (reason) {
+    const error =
+      reason instanceof BodyTooLargeError
+        ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
+        : toKmsError(reason);
+    options.onRejected(call, huaweiCodeOf(error));
+    answerError(error);
+    return;
+  }
+  const contextValues = createContextValues().set(callInfoKey, call);
   let message: Message;
   try {
-    const body = await exchange.readBody(options.maxBodyBytes);
     const bytes = protocol === "grpc" ? singleMessage(body) : body;
     if (bytes === undefined) {
       throw kmsError(
@@ -85,13 +104,9 @@ export async function serveUnaryRpc(
         ? messageFromJsonText(method.input, bytes.toString("utf8"))
         : messageFromBinary(method.input, bytes);
   } catch (reason) {
-    const error =
-      reason instanceof BodyTooLargeError
-        ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
-        : toKmsError(reason);
-    options.onRejected(call, huaweiCodeOf(error));
-    answerError(error);
-    return;
+    // Answered after authentication (see interceptors/decode.ts).
+    contextValues.set(decodeErrorKey, toKmsError(reason));
+    message = create(method.input);
   }
 
   const deadline = request.timeoutMs === undefined ? undefined : Date.now() + request.timeoutMs;
@@ -102,7 +117,7 @@ export async function serveUnaryRpc(
     requestMethod: call.httpMethod,
     url: call.rawTarget,
     requestHeader: () => headersFromNode(exchange.headers),
-    contextValues: createContextValues().set(callInfoKey, call),
+    contextValues,
     deadline,
     signal: exchange.signal,
   });
