@@ -14,6 +14,8 @@ export interface AuditLogOptions {
   readonly flushMs: number;
   /** Entries written per transaction at most. */
   readonly maxBatch: number;
+  /** False when the operator turned the audit trail off (--audit off): nothing is recorded. */
+  readonly enabled?: boolean;
 }
 
 /**
@@ -37,6 +39,7 @@ export class AuditLog {
   ) {}
 
   record(entry: AuditEntry): void {
+    if (this.options.enabled === false) return;
     this.queue.push(entry);
     if (this.closed || this.queue.length >= this.options.maxBatch) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs).unref();

@@ -1,3 +1,5 @@
+import { availableParallelism } from "node:os";
+
 /**
  * Every setting kmsd reads, in one table: its flag, its environment
  * variable, its default and how it is checked. The CLI's help and the
@@ -22,6 +24,8 @@ interface SettingSpec<T> {
   readonly parse: (raw: string) => T;
   /** Secrets are read from the environment only: flags show up in `ps`. */
   readonly envOnly?: true;
+  /** How the default is shown in help and docs, when it depends on the machine. */
+  readonly defaultText?: string;
 }
 
 function integer(min: number, max: number) {
@@ -126,6 +130,22 @@ export const settings = defineSettings({
     description: "How long in-flight requests may finish after SIGTERM, in ms",
     default: 10_000,
     parse: integer(0, 600_000),
+  },
+  audit: {
+    flag: "--audit",
+    env: "KMSD_AUDIT",
+    description:
+      "The audit trail: on, or off (no records at all; for measurements and throwaway setups)",
+    default: "on" as "on" | "off",
+    parse: oneOf("on", "off"),
+  },
+  workers: {
+    flag: "--workers",
+    env: "KMSD_WORKERS",
+    description: "Server processes sharing the port",
+    default: availableParallelism(),
+    defaultText: "the number of CPUs",
+    parse: integer(1, 256),
   },
   auditFlushMs: {
     flag: "--audit-flush-ms",

@@ -74,7 +74,7 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
     const auditLog = new AuditLog(
       store,
       auditKeys,
-      { flushMs: config.auditFlushMs, maxBatch: 1000 },
+      { flushMs: config.auditFlushMs, maxBatch: 1000, enabled: config.audit === "on" },
       logger,
     );
     const service = createKmsService({
@@ -85,11 +85,13 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
       realm: config.realm,
       now: Date.now,
     });
-    const audit = auditInterceptor(auditLog, auditKeys);
     const errors = errorsInterceptor(logger);
     const validation = validationInterceptor(createRequestValidator());
+    // With the audit trail off (an operator's explicit choice, warned about
+    // at start) the chain simply has no audit interceptor.
+    const audit = config.audit === "on" ? [auditInterceptor(auditLog, auditKeys)] : [];
     const interceptors = [
-      audit,
+      ...audit,
       errors,
       authenticationInterceptor(new RequestAuthenticator(access)),
       decodeErrorInterceptor(),
@@ -108,7 +110,7 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
       interceptors,
       invoke: createUnaryInvoker(service, interceptors),
       invokeAsAdmin: createUnaryInvoker(service, [
-        audit,
+        ...audit,
         errors,
         validation,
         authorizationInterceptor(),

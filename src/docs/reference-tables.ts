@@ -9,7 +9,12 @@ import { huaweiCodes } from "../errors/huawei-codes.js";
 export function settingsTable(): string {
   const rows = Object.values(settings).map((spec) => {
     const flag = spec.flag === "" ? "(environment only)" : `\`${spec.flag}\``;
-    const fallback = spec.default === "" ? "(none)" : `\`${String(spec.default)}\``;
+    const fallback =
+      "defaultText" in spec
+        ? spec.defaultText
+        : spec.default === ""
+          ? "(none)"
+          : `\`${String(spec.default)}\``;
     return `| ${flag} | \`${spec.env}\` | ${fallback} | ${spec.description} |`;
   });
   return ["| Flag | Environment | Default | Meaning |", "|---|---|---|---|", ...rows].join("\n");

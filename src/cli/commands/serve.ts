@@ -1,5 +1,8 @@
-import { type SettingName, settings } from "../../config/settings.js";
-import { createLogger } from "../../observability/logger.js";
+import cluster from "node:cluster";
+import { bootstrapCredentials } from "../../auth/bootstrap.js";
+import { type KmsdConfig, type SettingName, settings } from "../../config/settings.js";
+import { openKmsCore } from "../../core/kms-core.js";
+import { createLogger, type Logger } from "../../observability/logger.js";
 import { createServer } from "../../server.js";
 import type { Command } from "../command.js";
 
@@ -11,23 +14,91 @@ export const serveCommand: Command = {
   settings: Object.keys(settings) as SettingName[],
   async run({ config }) {
     const logger = createLogger(config.logLevel);
-    const server = createServer(config, { logger });
-    // Listen for the signals before serving, so that a signal arriving the
-    // moment the server is up still stops it gracefully.
-    const stopped = new Promise<NodeJS.Signals>((resolve) => {
-      const stop = (signal: NodeJS.Signals) => {
-        process.off("SIGTERM", stop);
-        process.off("SIGINT", stop);
-        resolve(signal);
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-    });
-    await server.start();
-    const signal = await stopped;
-    logger.info({ signal }, "shutting down");
-    await server.stop();
-    logger.info("stopped");
-    return 0;
+    if (config.audit === "off" && !cluster.isWorker) {
+      logger.warn("the audit trail is off (--audit off): no request will be recorded");
+    }
+    if (cluster.isPrimary && config.workers > 1) return superviseWorkers(config, logger);
+    return serve(config, logger);
   },
 };
+
+/**
+ * Resolves to the first SIGTERM or SIGINT. Later ones are ignored: a
+ * graceful stop is already under way and bounded by --shutdown-grace-ms
+ * (Ctrl-C reaches the workers and the primary, which then signals them too).
+ */
+function nextStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.on("SIGTERM", resolve);
+    process.on("SIGINT", resolve);
+  });
+}
+
+/** One server process: serves until SIGTERM or SIGINT, then stops gracefully. */
+async function serve(config: KmsdConfig, logger: Logger): Promise<number> {
+  const server = createServer(config, { logger });
+  // Listen for the signals before serving, so that a signal arriving the
+  // moment the server is up still stops it gracefully.
+  const stopped = nextStopSignal();
+  await server.start();
+  const signal = await stopped;
+  logger.info({ signal }, "shutting down");
+  await server.stop();
+  logger.info("stopped");
+  // A worker's channel to the primary would keep it alive: close it.
+  cluster.worker?.disconnect();
+  return 0;
+}
+
+/**
+ * --workers N: N server processes accepting on the same port. The primary
+ * prepares the data directory once (migrations, root key, bootstrap
+ * credentials) so that the workers do not race to, restarts a worker that
+ * dies, and on SIGTERM/SIGINT stops them all gracefully.
+ */
+async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<number> {
+  const core = await openKmsCore(config, logger);
+  try {
+    const file = await bootstrapCredentials(
+      core.store,
+      core.rootKey,
+      config.dataDir,
+      config.bootstrapProject,
+    );
+    if (file !== undefined) {
+      logger.warn(
+        { file, project: config.bootstrapProject },
+        "new data directory: wrote an admin credential and token to the bootstrap file (mode 0600)",
+      );
+    }
+  } finally {
+    await core.close();
+  }
+  // Each worker accepts connections itself: with round-robin the primary
+  // would accept every connection and pass it on, costing CPU of its own.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let stopping = false;
+  const fork = () => cluster.fork();
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ pid: worker.process.pid, code, signal }, "a worker died; starting another");
+    fork();
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+  const signal = await nextStopSignal();
+  stopping = true;
+  logger.info({ signal, workers: config.workers }, "shutting down the workers");
+  const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
+  const codes = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<number>((resolve) => {
+          if (worker.isDead()) return resolve(worker.process.exitCode ?? 1);
+          worker.once("exit", (code) => resolve(code ?? 1));
+          worker.process.kill("SIGTERM");
+        }),
+    ),
+  );
+  logger.info("stopped");
+  return codes.every((code) => code === 0) ? 0 : 1;
+}

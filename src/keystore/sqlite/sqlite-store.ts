@@ -25,6 +25,12 @@ export interface SqliteStoreOptions {
   readonly dataDir: string;
   /** Defaults to "kmsd.db". */
   readonly fileName?: string;
+  /**
+   * "bulk" skips the fsync of each commit, for tools that load many keys at
+   * once and can start over if the machine fails meanwhile (the benchmark's
+   * seeding). The server and the CLI always use the default, "durable".
+   */
+  readonly durability?: "durable" | "bulk";
 }
 
 export type SqliteStore = Store & { readonly path: string };
@@ -46,7 +52,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     // client told that a key exists must be able to decrypt with it later (an
     // access key handed out must keep working likewise). Audit appends use
     // their own, cheaper connection: see openAuditConnection.
-    db.pragma("synchronous = FULL");
+    db.pragma(options.durability === "bulk" ? "synchronous = OFF" : "synchronous = FULL");
     migrate(db);
     db.pragma("foreign_keys = ON");
     auditDb = openAuditConnection(path, BUSY_TIMEOUT_MS);

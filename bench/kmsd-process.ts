@@ -1,0 +1,127 @@
+/**
+ * Starting and stopping the processes a benchmark measures: kmsd in its
+ * production setup (the compiled CLI, authentication and audit on, SQLite)
+ * and the grpc-js baseline, each pinned to the server core when it can be.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface Running {
+  readonly port: number;
+  readonly process: ChildProcess;
+  /** The pids whose CPU counts: the process and, with --workers, its workers. */
+  pids(): Promise<number[]>;
+  rssMb(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = pattern.exec(seen);
+      if (match !== null) {
+        child.stdout?.off("data", onData);
+        child.stderr?.off("data", onData);
+        resolve(match);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) =>
+      reject(new Error(`${what} exited (${code}) before it was ready:\n${seen}`)),
+    );
+  });
+}
+
+async function childPids(pid: number): Promise<number[]> {
+  try {
+    const children = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8");
+    return children.split(" ").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function rssMb(pids: number[]): Promise<number> {
+  let kb = 0;
+  for (const pid of pids) {
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  }
+  return kb / 1024;
+}
+
+function running(child: ChildProcess, port: number): Running {
+  const pids = async () => {
+    const pid = child.pid ?? 0;
+    return [pid, ...(await childPids(pid))];
+  };
+  return {
+    port,
+    process: child,
+    pids,
+    rssMb: async () => rssMb(await pids()),
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+export async function startKmsd(options: {
+  pin: readonly string[];
+  dataDir: string;
+  rootKey: string;
+  port: number;
+  args?: readonly string[];
+}): Promise<Running> {
+  const child = spawn(
+    options.pin[0] ?? process.execPath,
+    [
+      ...options.pin.slice(1),
+      ...(options.pin.length > 0 ? [process.execPath] : []),
+      path.join(ROOT, "bin/kmsd.js"),
+      "serve",
+      "--port",
+      String(options.port),
+      "--data-dir",
+      options.dataDir,
+      "--log-level",
+      "warn",
+      ...(options.args ?? []),
+    ],
+    { env: { ...process.env, KMSD_ROOT_KEY: options.rootKey }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  await waitForLine(child, /kmsd serving/, "kmsd");
+  return running(child, options.port);
+}
+
+export async function startBaseline(options: {
+  pin: readonly string[];
+  port: number;
+}): Promise<Running> {
+  const tsx = path.join(ROOT, "node_modules/.bin/tsx");
+  const script = path.join(ROOT, "bench/baseline-server.ts");
+  const child = spawn(
+    options.pin[0] ?? tsx,
+    [
+      ...options.pin.slice(1),
+      ...(options.pin.length > 0 ? [tsx] : []),
+      script,
+      String(options.port),
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  await waitForLine(child, /baseline listening/, "baseline");
+  return running(child, options.port);
+}

@@ -1,0 +1,178 @@
+/**
+ * Driving load with the standard tools (h2load for HTTP/2, wrk for
+ * HTTP/1.1) and measuring the server while they run: throughput, latency
+ * percentiles and the server's CPU time per request.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Server CPU (user + system) per request, in microseconds. */
+  readonly cpuUsPerRequest: number;
+  readonly failures: number;
+}
+
+export interface Target {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer | string;
+}
+
+export interface LoadOptions {
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  /** Requests in flight. */
+  readonly concurrency: number;
+  /** The processes whose CPU time counts as the server's. */
+  readonly serverPids: () => Promise<number[]>;
+  /** Prefix for the load generator's command (e.g. taskset -c 1). */
+  readonly pin: readonly string[];
+  readonly workDir: string;
+}
+
+export function missingTools(): string[] {
+  return ["h2load", "wrk"].filter((tool) => spawnSync("which", [tool]).status !== 0);
+}
+
+export function canPin(): boolean {
+  return spawnSync("which", ["taskset"]).status === 0;
+}
+
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);
+
+/** User + system CPU seconds of the processes so far. */
+async function cpuSeconds(pids: number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may contain spaces) start at ")".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** HTTP/2 (h2c, prior knowledge) load with h2load: one connection, `concurrency` streams. */
+export async function h2load(target: Target, options: LoadOptions): Promise<LoadResult> {
+  const bodyFile = `${options.workDir}/h2load-body`;
+  const logFile = `${options.workDir}/h2load.log`;
+  await writeFile(bodyFile, target.body);
+  const args = (seconds: number, log: boolean) => [
+    ...options.pin,
+    "h2load",
+    "-c",
+    "1",
+    "-m",
+    String(options.concurrency),
+    "-D",
+    String(seconds),
+    "-d",
+    bodyFile,
+    ...Object.entries(target.headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),
+    ...(log ? ["--log-file", logFile] : []),
+    target.url,
+  ];
+  const [command, ...rest] = args(options.warmupSeconds, false);
+  await run(command ?? "h2load", rest);
+  const pids = await options.serverPids();
+  const before = await cpuSeconds(pids);
+  const [measured, ...measuredArgs] = args(options.seconds, true);
+  const { stdout } = await run(measured ?? "h2load", measuredArgs, { maxBuffer: 1 << 24 });
+  const cpu = (await cpuSeconds(pids)) - before;
+  const latencies: number[] = [];
+  let failures = 0;
+  for (const line of (await readFile(logFile, "utf8")).split("\n")) {
+    const [, status, micros] = line.split("\t");
+    if (status === undefined || micros === undefined) continue;
+    if (status !== "200") failures++;
+    latencies.push(Number(micros) / 1000);
+  }
+  latencies.sort((a, b) => a - b);
+  const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(stdout);
+  const seconds = Number(finished?.[1] ?? options.seconds);
+  const requests = latencies.length;
+  return {
+    requests,
+    seconds,
+    rps: requests / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    cpuUsPerRequest: (cpu * 1e6) / Math.max(1, requests),
+    failures,
+  };
+}
+
+/** HTTP/1.1 load with wrk: `concurrency` keep-alive connections, one request in flight each. */
+export async function wrk(
+  target: Target,
+  options: LoadOptions,
+  script?: string,
+): Promise<LoadResult> {
+  const scriptFile = `${options.workDir}/wrk.lua`;
+  await writeFile(scriptFile, script ?? wrkScript(target));
+  const args = (seconds: number) => [
+    ...options.pin,
+    "wrk",
+    "-t1",
+    `-c${options.concurrency}`,
+    `-d${seconds}s`,
+    "--latency",
+    "-s",
+    scriptFile,
+    target.url,
+  ];
+  const [command, ...rest] = args(options.warmupSeconds);
+  await run(command ?? "wrk", rest);
+  const pids = await options.serverPids();
+  const before = await cpuSeconds(pids);
+  const [measured, ...measuredArgs] = args(options.seconds);
+  const { stdout } = await run(measured ?? "wrk", measuredArgs);
+  const cpu = (await cpuSeconds(pids)) - before;
+  const requests = Number(/(\d+) requests in ([\d.]+)(m?s)/.exec(stdout)?.[1] ?? 0);
+  const took = /\d+ requests in ([\d.]+)(m?s)/.exec(stdout);
+  const seconds = took ? Number(took[1]) / (took[2] === "ms" ? 1000 : 1) : options.seconds;
+  const failures = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+  return {
+    requests,
+    seconds,
+    rps: requests / seconds,
+    p50Ms: wrkPercentile(stdout, "50"),
+    p99Ms: wrkPercentile(stdout, "99"),
+    cpuUsPerRequest: (cpu * 1e6) / Math.max(1, requests),
+    failures,
+  };
+}
+
+function wrkPercentile(stdout: string, p: string): number {
+  const match = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(stdout);
+  if (match === null) return Number.NaN;
+  const value = Number(match[1]);
+  return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
+}
+
+function wrkScript(target: Target): string {
+  const headers = Object.entries(target.headers)
+    .map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
+    .join("\n");
+  return `wrk.method = "POST"\nwrk.body = ${luaString(String(target.body))}\n${headers}\n`;
+}
+
+/** A Lua long string holding the text verbatim. */
+export function luaString(text: string): string {
+  let level = "";
+  while (text.includes(`]${level}]`)) level += "=";
+  return `[${level}[${text}]${level}]`;
+}
