@@ -14,6 +14,7 @@ import type { KeyRing, RingKey } from "../keys/key-ring.js";
 import { createKeyVersion } from "../keys/key-version-factory.js";
 import type { RandomPool } from "../keys/random-pool.js";
 import type { RootKey } from "../keys/root-key.js";
+import { DEFAULT_ROTATION_INTERVAL_DAYS } from "../keystore/rotation-schedule.js";
 import {
   AliasTakenError,
   type KeyPatch,
@@ -113,6 +114,11 @@ export function createKmsService(deps: KmsServiceDeps): ServiceImpl<typeof KmsSe
         createdAt,
         deletionAt: null,
         primaryVersion: 1,
+        rotationEnabled: false,
+        rotationIntervalDays: DEFAULT_ROTATION_INTERVAL_DAYS,
+        lastRotationAt: null,
+        rotationCount: 0,
+        nextRotationAt: null,
       };
       try {
         await store.createKey(key, createKeyVersion(rootKey, key.keyId, 1, createdAt));
