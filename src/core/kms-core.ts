@@ -73,17 +73,20 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
       { flushMs: config.auditFlushMs, maxBatch: 1000 },
       logger,
     );
+    const validator = createRequestValidator();
     const service = createKmsService({
       store,
       keyRing,
       rootKey,
       randomPool: new RandomPool(),
+      validator,
+      logger,
       realm: config.realm,
       now: Date.now,
     });
     const audit = auditInterceptor(auditLog, auditKeys);
     const errors = errorsInterceptor(logger);
-    const validation = validationInterceptor(createRequestValidator());
+    const validation = validationInterceptor(validator);
     const interceptors = [
       audit,
       errors,
