@@ -595,7 +595,7 @@ if (task.action === "increment") {
     const rotated = await store.rotateDueKeys(1000, makeNextVersion, 5);
     if (rotated.length === 0) break;
     result.push(...rotated.map((key) => key.keyId));
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 5));
   }
 } else {
   result = await store.destroyDueKeys(1000);
