@@ -116,6 +116,9 @@ export function dataKeyHandlers(crypto: KeyCrypto): DataKeyHandlers {
     async decryptDatakey(request) {
       const ciphertext = decodeCipherText(request.cipherText, "hex");
       checkDataKeyCiphertext(ciphertext, Number(request.datakeyCipherLength));
+      // The key the request names must exist (KMS.0207) before the
+      // ciphertext is checked against it.
+      await crypto.usableKey(request.projectId, request.keyId);
       const found = await crypto.keyForCiphertext(request.projectId, ciphertext, request.keyId);
       const dataKey = crypto.open(found, ciphertext, { aad: request.additionalAuthenticatedData });
       try {

@@ -18,10 +18,12 @@ export function reEncryptHandler(crypto: KeyCrypto): ServiceImpl<typeof KmsServi
     const ciphertext = decodeCipherText(request.cipherText, encoding);
     if (isDataKey) checkDataKeyCiphertext(ciphertext, Number(request.datakeyCipherLength));
 
-    // Both keys are checked before anything is decrypted.
+    // Every key is checked before anything is decrypted: the keys the
+    // request names (a missing one is KMS.0207), then the ciphertext's.
+    if (request.sourceKeyId !== "") await crypto.usableKey(projectId, request.sourceKeyId);
+    const destination = await crypto.usableKey(projectId, request.destinationKeyId);
     const source = await crypto.keyForCiphertext(projectId, ciphertext, request.sourceKeyId);
     assertAlgorithm(source.key, request.sourceEncryptionAlgorithm, "source_encryption_algorithm");
-    const destination = await crypto.usableKey(projectId, request.destinationKeyId);
     assertAlgorithm(
       destination,
       request.destinationEncryptionAlgorithm,

@@ -286,6 +286,17 @@ export function describeDataKeyCases(kit: () => Kit): void {
         { project_id: project, cipher_text: cipherText, datakey_cipher_length: "32" },
         invalid("KMS.0204", "key_id is required"),
       );
+      // A key_id naming no key of the project is the missing key it names.
+      await expectFailure(
+        k,
+        "DecryptDatakey",
+        { ...decrypt, key_id: UNKNOWN_KEY_ID },
+        {
+          code: Code.NotFound,
+          reason: "KMS.0207",
+          message: `key ${UNKNOWN_KEY_ID} does not exist`,
+        },
+      );
     });
 
     it("binds additional_authenticated_data: decrypt-datakey needs the same", async () => {

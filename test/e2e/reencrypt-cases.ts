@@ -156,6 +156,16 @@ export function describeReEncryptCases(kit: () => Kit): void {
       await expectFailure(
         k,
         "ReEncrypt",
+        { ...base, destination_key_id: source, source_key_id: UNKNOWN_KEY_ID },
+        {
+          code: Code.NotFound,
+          reason: "KMS.0207",
+          message: `key ${UNKNOWN_KEY_ID} does not exist`,
+        },
+      );
+      await expectFailure(
+        k,
+        "ReEncrypt",
         { ...base, destination_key_id: disabled },
         {
           code: Code.FailedPrecondition,
