@@ -13,6 +13,7 @@ import { createListener, type Listener } from "./transport/listener.js";
 import { registerService } from "./transport/request-limits.js";
 import { createRestGateway } from "./transport/rest/gateway.js";
 import { RouteTable } from "./transport/rest/route-table.js";
+import { RpcRoutes } from "./transport/rpc/rpc-routes.js";
 
 export interface KmsdServer {
   /** Opens the store and starts serving; resolves to the bound address. */
@@ -69,7 +70,9 @@ export function createServer(
       for (const sweeper of sweepers) sweeper.start();
       const handler = createHttpHandler({
         routes: (router) => registerService(router, KmsService, service, config.maxBodyBytes),
+        fastRoutes: new RpcRoutes([KmsService]),
         interceptors,
+        invoke,
         rest: createRestGateway({
           routes: new RouteTable([KmsService]),
           invoke,
@@ -77,9 +80,13 @@ export function createServer(
           onRejected: (call, projectId, code) => auditRejection(auditLog, call, projectId, code),
         }),
         maxBodyBytes: config.maxBodyBytes,
-        onUnknownRpc: (call) => auditRejection(auditLog, call, "", "APIGW.0101"),
+        onRejected: (call, code) => auditRejection(auditLog, call, "", code),
       });
-      listener = createListener({ handler, firstByteTimeoutMs: 10_000 });
+      listener = createListener({
+        handler: handler.request,
+        streamHandler: handler.stream,
+        firstByteTimeoutMs: 10_000,
+      });
       const address = await listener.listen(config.port, config.host);
       logger.info({ host: address.address, port: address.port }, "kmsd serving");
       return address;

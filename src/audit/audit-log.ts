@@ -1,7 +1,13 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AuditEntry, AuditStore } from "../keystore/audit-types.js";
 import type { Logger } from "../observability/logger.js";
 import type { AuditKeys } from "./audit-keys.js";
 import { chainHash } from "./chain.js";
+
+/** Wait before retrying a failed write, in ms. */
+const RETRY_MS = 100;
+/** Writes close() tries before it gives up on what is left. */
+const CLOSE_ATTEMPTS = 5;
 
 export interface AuditLogOptions {
   /** Longest an entry waits in memory before it is written, in ms. */
@@ -32,11 +38,7 @@ export class AuditLog {
 
   record(entry: AuditEntry): void {
     this.queue.push(entry);
-    if (this.closed) {
-      void this.flush();
-      return;
-    }
-    if (this.queue.length >= this.options.maxBatch) void this.flush();
+    if (this.closed || this.queue.length >= this.options.maxBatch) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs).unref();
   }
 
@@ -45,7 +47,7 @@ export class AuditLog {
     return this.queue.length;
   }
 
-  /** Writes everything queued so far; resolves when it is in the store. */
+  /** Writes everything queued so far; resolves when it is in the store (or the write failed). */
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -56,10 +58,23 @@ export class AuditLog {
     return this.writing;
   }
 
-  /** Stops the timer and writes every queued entry. Later entries are written at once. */
+  /**
+   * Stops the timer and writes every queued entry, retrying a failed write a
+   * few times. Entries recorded later are written at once.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    await this.flush();
+    for (let attempt = 1; ; attempt++) {
+      await this.flush();
+      if (this.queue.length === 0) return;
+      if (attempt === CLOSE_ATTEMPTS) break;
+      await sleep(RETRY_MS);
+    }
+    this.logger.error(
+      { lost: this.queue.length },
+      "audit records could not be written at shutdown",
+    );
+    this.queue = [];
   }
 
   private async write(batch: AuditEntry[]): Promise<void> {
@@ -72,10 +87,12 @@ export class AuditLog {
       // Keep the entries: they go out with the next write (order is kept, as
       // later entries queue behind them).
       this.queue = batch.concat(this.queue);
-      this.timer ??= setTimeout(
-        () => void this.flush(),
-        Math.max(this.options.flushMs, 100),
-      ).unref();
+      if (!this.closed) {
+        this.timer ??= setTimeout(
+          () => void this.flush(),
+          Math.max(this.options.flushMs, RETRY_MS),
+        ).unref();
+      }
       this.logger.error(
         { error: (error as Error).message, pending: this.queue.length },
         "audit write failed; will retry",

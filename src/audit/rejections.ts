@@ -1,6 +1,6 @@
-import { performance } from "node:perf_hooks";
 import type { CallInfo } from "../transport/call-info.js";
 import type { AuditLog } from "./audit-log.js";
+import { latencyUs } from "./latency.js";
 
 /**
  * Records a request the transport refused before any RPC ran (unknown path,
@@ -13,6 +13,7 @@ export function auditRejection(
   outcome: string,
 ): void {
   const path = call.rawTarget.split("?", 1)[0] ?? "";
+  call.markAudited();
   log.record({
     time: call.receivedAtMs,
     requestId: call.requestId,
@@ -23,7 +24,7 @@ export function auditRejection(
     keyId: "",
     sequence: "",
     outcome,
-    latencyUs: Math.round((performance.now() - call.receivedAt) * 1000),
+    latencyUs: latencyUs(call.receivedAt),
     context: {},
   });
 }

@@ -1,7 +1,7 @@
-import { type DescMethod, getOption } from "@bufbuild/protobuf";
-import { minimum_role, Role as ProtoRole } from "../../gen/kms/v1/rules_pb.js";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { kmsError } from "../errors/kms-error.js";
 import type { Principal } from "./principal.js";
+import { roleAllows } from "./roles.js";
 
 /**
  * May this principal call this RPC for this project? The least role each RPC
@@ -12,9 +12,7 @@ export function authorize(principal: Principal, method: DescMethod, projectId: s
   if (principal.projectId !== undefined && projectId !== principal.projectId) {
     throw kmsError("KMS.0321", "the request's project_id is not the credential's project");
   }
-  const needed = getOption(method, minimum_role);
-  const allowed = principal.role === "admin" || needed === ProtoRole.USER;
-  if (!allowed) {
+  if (!roleAllows(principal.role, method)) {
     throw kmsError("KMS.0307", `role ${principal.role} may not call ${method.name}`);
   }
 }

@@ -1,4 +1,5 @@
-import { writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { RootKey } from "../keys/root-key.js";
 import type { Store } from "../keystore/types.js";
@@ -23,8 +24,9 @@ export async function bootstrapCredentials(
   projectId: string,
 ): Promise<string | undefined> {
   const now = Date.now();
-  const marker = String(now);
-  // Exactly one process bootstraps a store, even when several start at once.
+  // Unique, so that of two processes starting in the same millisecond only
+  // one finds its own marker: exactly one process bootstraps a store.
+  const marker = `${now} ${randomUUID()}`;
   if ((await store.initMeta(BOOTSTRAP_META, marker)) !== marker) return undefined;
   const credential = await issueCredential(store, rootKey, {
     projectId,
@@ -46,6 +48,19 @@ export async function bootstrapCredentials(
     token_id: token.token_id,
     token_expires_at: token.expires_at,
   };
-  await writeFile(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+  // Written whole under a temporary name, then renamed: the file is never
+  // seen half-written, is 0600 from its first byte, and replaces a stale file
+  // left by a store that was deleted (its credentials are useless now).
+  const temporary = `${file}.${randomUUID()}.tmp`;
+  try {
+    await writeFile(temporary, `${JSON.stringify(content, null, 2)}\n`, {
+      mode: 0o600,
+      flag: "wx",
+    });
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
   return file;
 }

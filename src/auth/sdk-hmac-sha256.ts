@@ -53,9 +53,24 @@ export function parseAuthorization(value: string): AuthorizationHeader | undefin
   return { accessKey, signedHeaders: signedHeaders.split(";"), signature };
 }
 
-export function canonicalRequest(parts: SignedRequestParts): string {
+/**
+ * The order of the canonical header lines. Huawei's signers sort header
+ * names by code unit ("code-unit": Go, Java, Python...), but the Node SDK
+ * sorts the lines with localeCompare ("locale") while still listing the
+ * signed names by code unit. The two differ only when a name holds
+ * punctuation other than "-" (e.g. "_"), see headerOrdersDiffer.
+ */
+export type HeaderOrder = "code-unit" | "locale";
+
+const collator = new Intl.Collator("en");
+
+export function canonicalRequest(
+  parts: SignedRequestParts,
+  headerOrder: HeaderOrder = "code-unit",
+): string {
   const names = [...parts.signedHeaders].sort();
-  const headers = names.map((name) => `${name}:${parts.header(name) ?? ""}\n`).join("");
+  const lines = headerOrder === "code-unit" ? names : [...names].sort(collator.compare);
+  const headers = lines.map((name) => `${name}:${parts.header(name) ?? ""}\n`).join("");
   return [
     parts.method,
     canonicalUri(parts.rawPath),
@@ -66,13 +81,25 @@ export function canonicalRequest(parts: SignedRequestParts): string {
   ].join("\n");
 }
 
+/** Whether the two header orders give different canonical requests for these names. */
+export function headerOrdersDiffer(names: readonly string[]): boolean {
+  const byCodeUnit = [...names].sort();
+  const byLocale = [...names].sort(collator.compare);
+  return byCodeUnit.some((name, i) => name !== byLocale[i]);
+}
+
 export function stringToSign(sdkDate: string, canonical: string): string {
   return `${ALGORITHM}\n${sdkDate}\n${sha256Hex(canonical)}`;
 }
 
-export function sign(secretKey: string, sdkDate: string, parts: SignedRequestParts): string {
+export function sign(
+  secretKey: string,
+  sdkDate: string,
+  parts: SignedRequestParts,
+  headerOrder: HeaderOrder = "code-unit",
+): string {
   return createHmac("sha256", secretKey)
-    .update(stringToSign(sdkDate, canonicalRequest(parts)))
+    .update(stringToSign(sdkDate, canonicalRequest(parts, headerOrder)))
     .digest("hex");
 }
 
@@ -104,8 +131,16 @@ export function parseSdkDate(value: string): number | undefined {
   ];
   const time = Date.UTC(year, month - 1, day, hour, minute, second);
   const check = new Date(time);
-  // Date.UTC rolls 2026-02-30 over into March: reject dates that do not exist.
-  return check.getUTCDate() === day && check.getUTCHours() === hour ? time : undefined;
+  // Date.UTC rolls 2026-02-30 over into March, month 13 into the next year
+  // and second 60 into the next minute: reject times that do not exist.
+  const exists =
+    check.getUTCFullYear() === year &&
+    check.getUTCMonth() === month - 1 &&
+    check.getUTCDate() === day &&
+    check.getUTCHours() === hour &&
+    check.getUTCMinutes() === minute &&
+    check.getUTCSeconds() === second;
+  return exists ? time : undefined;
 }
 
 /** Each segment escaped like the SDK's urlEncode, always ending in "/". */

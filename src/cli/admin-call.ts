@@ -2,7 +2,7 @@ import { type DescMethodUnary, fromJson, type JsonObject, toJsonString } from "@
 import type { KmsdConfig } from "../config/settings.js";
 import { type KmsCore, openKmsCore } from "../core/kms-core.js";
 import { createLogger } from "../observability/logger.js";
-import { huaweiJsonOptions } from "../transport/http-handler.js";
+import { huaweiJsonOptions } from "../transport/message-codec.js";
 
 /**
  * Runs `work` against the store the configuration names, then closes it.
@@ -35,7 +35,7 @@ export async function callRpc(
     protocolName: "cli",
     requestMethod: "POST",
     url: `cli:${method.name}`,
-    requestHeader: new Headers(),
+    requestHeader: () => new Headers(),
     contextValues: core.adminContext(),
   });
   return JSON.parse(toJsonString(method.output, response.message, huaweiJsonOptions)) as JsonObject;

@@ -14,6 +14,7 @@ import { RequestAuthenticator } from "../auth/request-authenticator.js";
 import type { KmsdConfig } from "../config/settings.js";
 import { auditInterceptor } from "../interceptors/audit.js";
 import { authenticationInterceptor, authorizationInterceptor } from "../interceptors/auth.js";
+import { decodeErrorInterceptor } from "../interceptors/decode.js";
 import { errorsInterceptor } from "../interceptors/errors.js";
 import { validationInterceptor } from "../interceptors/validation.js";
 import { ChangeWatcher } from "../keys/change-watcher.js";
@@ -42,7 +43,10 @@ export interface KmsCore {
   readonly auditKeys: AuditKeys;
   readonly auditLog: AuditLog;
   readonly service: ServiceImpl<typeof KmsService>;
-  /** audit → errors → authentication → validation → authorization: every network protocol. */
+  /**
+   * audit → errors → authentication → decode errors → validation →
+   * authorization: every network protocol.
+   */
   readonly interceptors: Interceptor[];
   /** The network chain, without a network transport (the REST gateway's way in). */
   readonly invoke: UnaryInvoker;
@@ -91,6 +95,7 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
       audit,
       errors,
       authenticationInterceptor(new RequestAuthenticator(access)),
+      decodeErrorInterceptor(),
       validation,
       authorizationInterceptor(),
     ];

@@ -3,6 +3,7 @@ import { performance } from "node:perf_hooks";
 import type { Interceptor, UnaryResponse } from "@connectrpc/connect";
 import { type AuditKeys, contextValueHash } from "../audit/audit-keys.js";
 import type { AuditLog } from "../audit/audit-log.js";
+import { latencyUs } from "../audit/latency.js";
 import { principalKey, principalName } from "../auth/principal.js";
 import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey } from "../transport/call-info.js";
@@ -24,6 +25,9 @@ interface AuditedFields {
  */
 export function auditInterceptor(log: AuditLog, keys: AuditKeys): Interceptor {
   return (next) => async (request) => {
+    // Calls that arrive without a transport (the CLI's) start here.
+    const started = performance.now();
+    const startedMs = Date.now();
     let outcome = "OK";
     let response: UnaryResponse | undefined;
     try {
@@ -36,11 +40,12 @@ export function auditInterceptor(log: AuditLog, keys: AuditKeys): Interceptor {
       throw error;
     } finally {
       const call = request.contextValues.get(callInfoKey);
+      call?.markAudited();
       const principal = request.contextValues.get(principalKey);
       const fields = (request.stream ? {} : request.message) as AuditedFields;
       const answered = (response?.message ?? {}) as AuditedFields;
       log.record({
-        time: call?.receivedAtMs ?? Date.now(),
+        time: call?.receivedAtMs ?? startedMs,
         requestId: call?.requestId ?? randomUUID(),
         protocol: call?.protocol ?? "cli",
         projectId: text(fields.projectId),
@@ -53,16 +58,22 @@ export function auditInterceptor(log: AuditLog, keys: AuditKeys): Interceptor {
           batchKeyId(fields.items, answered.items),
         sequence: text(fields.sequence),
         outcome,
-        latencyUs:
-          call === undefined ? 0 : Math.round((performance.now() - call.receivedAt) * 1000),
+        latencyUs: latencyUs(call?.receivedAt ?? started),
         context: hashedContext(keys, fields.encryptionContext),
       });
     }
   };
 }
 
+/**
+ * Fields are recorded as the caller sent them, also when validation refused
+ * them: cut to a bound so that a refused request cannot bloat the trail.
+ */
+const MAX_FIELD_CHARS = 256;
+const MAX_CONTEXT_ENTRIES = 64;
+
 function text(value: unknown): string {
-  return typeof value === "string" ? value : "";
+  return typeof value === "string" ? value.slice(0, MAX_FIELD_CHARS) : "";
 }
 
 /** A batch is recorded as one entry whose operation counts its items: "BatchEncryptData[250]". */
@@ -85,10 +96,14 @@ function batchKeyId(...lists: unknown[]): string {
 }
 
 function hashedContext(keys: AuditKeys, context: unknown): Record<string, string> {
-  const hashed: Record<string, string> = {};
+  // No prototype: a context key "__proto__" is recorded like any other.
+  const hashed: Record<string, string> = Object.create(null);
   if (typeof context !== "object" || context === null) return hashed;
+  let entries = 0;
   for (const [key, value] of Object.entries(context)) {
-    if (typeof value === "string") hashed[key] = contextValueHash(keys, value);
+    if (typeof value !== "string") continue;
+    if (++entries > MAX_CONTEXT_ENTRIES) break;
+    hashed[key.slice(0, MAX_FIELD_CHARS)] = contextValueHash(keys, value);
   }
   return hashed;
 }

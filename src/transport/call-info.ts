@@ -22,6 +22,9 @@ export interface CallInfo {
    * Only valid once the body has been read.
    */
   bodyHash(): string;
+  /** Whether the call's audit record was written (every call gets exactly one). */
+  readonly audited: boolean;
+  markAudited(): void;
 }
 
 export const callInfoKey = createContextKey<CallInfo | undefined>(undefined, {

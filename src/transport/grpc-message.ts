@@ -18,7 +18,12 @@ export function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-function reencode(headers: OutgoingHttpHeaders | undefined): void {
+function reencode(
+  headers: OutgoingHttpHeaders | undefined,
+  onStatus: (status: string) => void,
+): void {
+  const status = headers?.["grpc-status"];
+  if (typeof status === "string") onStatus(status);
   const value = headers?.["grpc-message"];
   if (headers === undefined || typeof value !== "string") return;
   let message: string;
@@ -30,8 +35,14 @@ function reencode(headers: OutgoingHttpHeaders | undefined): void {
   headers["grpc-message"] = encodeGrpcMessage(message);
 }
 
-/** Makes a gRPC response carry grpc-message in gRPC's own encoding. */
-export function useGrpcMessageEncoding(response: NodeResponse): void {
+/**
+ * Makes a gRPC response carry grpc-message in gRPC's own encoding, and
+ * tells `onStatus` the grpc-status it answers.
+ */
+export function useGrpcMessageEncoding(
+  response: NodeResponse,
+  onStatus: (status: string) => void,
+): void {
   const writeHead = response.writeHead.bind(response) as (
     status: number,
     headers?: OutgoingHttpHeaders,
@@ -39,11 +50,11 @@ export function useGrpcMessageEncoding(response: NodeResponse): void {
   const addTrailers = response.addTrailers.bind(response) as (headers: OutgoingHttpHeaders) => void;
   Object.assign(response, {
     writeHead(status: number, headers?: OutgoingHttpHeaders) {
-      reencode(headers);
+      reencode(headers, onStatus);
       return writeHead(status, headers);
     },
     addTrailers(headers: OutgoingHttpHeaders) {
-      reencode(headers);
+      reencode(headers, onStatus);
       addTrailers(headers);
     },
   });

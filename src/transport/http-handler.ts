@@ -1,46 +1,65 @@
-import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
+import type { ServerResponse } from "node:http";
 import {
   Code,
+  ConnectError,
   type ConnectRouter,
   createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey, protocolOfContentType } from "./call-info.js";
 import { encodeGrpcMessage, useGrpcMessageEncoding } from "./grpc-message.js";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler, StreamHandler } from "./listener.js";
+import { huaweiJsonOptions } from "./message-codec.js";
 import { NodeCall } from "./node-call.js";
 import type { NodeRequest } from "./read-body.js";
 import type { RestHandler } from "./rest/gateway.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
+import { Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
+import { classifyUnaryRpc } from "./rpc/fast-path.js";
+import type { RpcRoutes } from "./rpc/rpc-routes.js";
+import { serveUnaryRpc, type UnaryRpcOptions } from "./rpc/unary-rpc.js";
+import type { UnaryInvoker } from "./unary-invoker.js";
 
 export interface HttpHandlerOptions {
   /** Registers the Connect services (gRPC, gRPC-Web and Connect protocols). */
   readonly routes: (router: ConnectRouter) => void;
+  /** The unary RPCs the fast path serves itself (the rest go to connect-node). */
+  readonly fastRoutes: RpcRoutes;
   readonly interceptors: Interceptor[];
+  /** The interceptor chain without a transport, for the fast path. */
+  readonly invoke: UnaryInvoker;
   /** Everything that is not a Connect RPC path: Huawei's REST API. */
   readonly rest: RestHandler;
   readonly maxBodyBytes: number;
-  /** Told of each call to an RPC this server does not have (for the audit trail). */
-  readonly onUnknownRpc: (call: NodeCall) => void;
+  /** Told of each call refused before it reached an RPC (for the audit trail). */
+  readonly onRejected: (call: NodeCall, code: string) => void;
 }
 
-/** Huawei's JSON: its field names, and every field present (as Huawei sends them). */
-export const huaweiJsonOptions: Partial<JsonReadOptions & JsonWriteOptions> = {
-  useProtoFieldName: true,
-  alwaysEmitImplicit: true,
-  ignoreUnknownFields: true,
-};
+export interface HttpHandler {
+  /** node's http and http2-compatibility 'request' listener. */
+  readonly request: RequestHandler;
+  /** Raw HTTP/2 streams: true when the fast path took the stream. */
+  readonly stream: StreamHandler;
+}
 
 // /package.Service/Method: the shape of every gRPC and Connect path.
 const RPC_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*(\?|$)/;
 
 /**
- * The request listener behind the port: gives each request its call info
- * and id, then routes RPC paths to Connect and the rest to the REST gateway.
+ * What is behind the port: each request gets its call info and id, then
+ * unary gRPC and Connect calls take the fast path, other RPC traffic
+ * (gRPC-Web, compression, streaming, reflection...) goes to connect-node,
+ * and everything else to the REST gateway.
  */
-export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
+export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
   const calls = new WeakMap<NodeRequest, NodeCall>();
+  const unary: UnaryRpcOptions = {
+    invoke: options.invoke,
+    maxBodyBytes: options.maxBodyBytes,
+    onRejected: options.onRejected,
+  };
 
   const connect = connectNodeAdapter({
     routes: options.routes,
@@ -49,30 +68,70 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestHandler {
     readMaxBytes: options.maxBodyBytes,
     contextValues: (request) => {
       const call = calls.get(request);
-      call?.tapBody();
+      call?.tapBody(request);
       return createContextValues().set(callInfoKey, call);
     },
     fallback: (request, response) => {
-      const call = calls.get(request) ?? new NodeCall(request, "rest");
+      const call = calls.get(request) ?? NodeCall.fromRequest(request, "rest");
+      options.onRejected(call, "APIGW.0101");
       // connect-node narrows write()'s callback type; the object is the server's own response.
-      if (call.protocol === "rest") options.rest(request, response as NodeResponse, call);
-      else {
-        options.onUnknownRpc(call);
-        answerUnknownRpc(call, response as NodeResponse);
-      }
+      answerUnknownRpc(call, response as NodeResponse);
     },
   });
 
-  return (request, response) => {
-    const isRpc = RPC_PATH.test(request.url ?? "");
-    const call = new NodeCall(
-      request,
-      isRpc ? protocolOfContentType(request.headers["content-type"]) : "rest",
-    );
-    calls.set(request, call);
-    response.setHeader("x-request-id", call.requestId);
-    if (call.protocol === "grpc") useGrpcMessageEncoding(response);
-    connect(request, response);
+  return {
+    request(request, response) {
+      const target = request.url ?? "/";
+      if (!RPC_PATH.test(target)) {
+        const call = NodeCall.fromRequest(request, "rest");
+        response.setHeader("x-request-id", call.requestId);
+        options.rest(request, response, call);
+        return;
+      }
+      const call = NodeCall.fromRequest(
+        request,
+        protocolOfContentType(request.headers["content-type"]),
+      );
+      const fast =
+        "stream" in request
+          ? undefined
+          : classifyUnaryRpc(options.fastRoutes, request.method, target, request.headers, false);
+      if (fast !== undefined && !("stream" in request)) {
+        void serveUnaryRpc(
+          new Http1Exchange(request, response as ServerResponse),
+          fast,
+          call,
+          unary,
+        );
+        return;
+      }
+      calls.set(request, call);
+      response.setHeader("x-request-id", call.requestId);
+      if (call.protocol === "grpc") {
+        useGrpcMessageEncoding(response, (status) => {
+          call.grpcStatus = status;
+        });
+      }
+      // connect-node refuses some requests itself before any interceptor runs
+      // (unsupported content type, GET, undecodable messages): record those
+      // too. Successes that bypass the audit interceptor (health checks,
+      // reflection) are not KMS operations and are not recorded.
+      response.once("close", () => {
+        const outcome = call.audited ? "OK" : protocolOutcome(response.statusCode, call.grpcStatus);
+        if (outcome !== "OK") options.onRejected(call, outcome);
+      });
+      connect(request, response);
+    },
+
+    stream(stream, headers) {
+      const target = headers[":path"] as string | undefined;
+      const method = headers[":method"] as string | undefined;
+      const fast = classifyUnaryRpc(options.fastRoutes, method, target, headers, true);
+      if (fast === undefined) return false;
+      const call = new NodeCall(headers, method ?? "POST", target ?? "/", fast.protocol);
+      void serveUnaryRpc(new Http2Exchange(stream, headers), fast, call, unary);
+      return true;
+    },
   };
 }
 
@@ -106,5 +165,39 @@ function answerUnknownRpc(call: NodeCall, response: NodeResponse): void {
   } else {
     response.writeHead(200, headers);
     response.end();
+  }
+}
+
+/** The Huawei code of an answer connect-node gave without kmsd's chain. */
+function protocolOutcome(httpStatus: number, grpcStatus: string | undefined): string {
+  if (httpStatus === 200 && (grpcStatus === undefined || grpcStatus === "0")) return "OK";
+  const code = httpStatus === 200 ? Number(grpcStatus) : codeFromHttpStatus(httpStatus);
+  return huaweiCodeOf(toKmsError(new ConnectError("", code as Code)));
+}
+
+/** The Connect code an HTTP error status stands for (the gRPC HTTP mapping). */
+function codeFromHttpStatus(status: number): Code {
+  switch (status) {
+    case 400:
+      return Code.InvalidArgument;
+    case 401:
+      return Code.Unauthenticated;
+    case 403:
+      return Code.PermissionDenied;
+    case 404:
+      return Code.Unimplemented;
+    case 405:
+    case 415:
+      return Code.InvalidArgument;
+    case 408:
+    case 504:
+      return Code.DeadlineExceeded;
+    case 413:
+    case 429:
+      return Code.ResourceExhausted;
+    case 503:
+      return Code.Unavailable;
+    default:
+      return Code.Internal;
   }
 }

@@ -1,13 +1,17 @@
+import type { IncomingHttpHeaders } from "node:http";
 import http from "node:http";
-import http2 from "node:http2";
+import http2, { type ServerHttp2Stream } from "node:http2";
 import net from "node:net";
 import type { NodeRequest } from "./read-body.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
 
 export type RequestHandler = (request: NodeRequest, response: NodeResponse) => void;
+/** Gets first look at each raw HTTP/2 stream; true when it took the stream. */
+export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
 export interface ListenerOptions {
   readonly handler: RequestHandler;
+  readonly streamHandler?: StreamHandler;
   /** Time a new connection has to send its first bytes, in ms. */
   readonly firstByteTimeoutMs: number;
 }
@@ -38,6 +42,7 @@ export function createListener(options: ListenerOptions): Listener {
   // requestTimeout are never enforced and closeIdleConnections() does nothing.
   http1Server.emit("listening");
   const http2Server = http2.createServer({}, options.handler);
+  if (options.streamHandler !== undefined) takeStreamsFirst(http2Server, options.streamHandler);
   const sessions = new Set<http2.Http2Session>();
   http2Server.on("session", (session) => {
     sessions.add(session);
@@ -89,6 +94,30 @@ export function createListener(options: ListenerOptions): Listener {
       await closed;
     },
   };
+}
+
+/**
+ * Puts `handler` in front of node's http2 compatibility layer: streams it
+ * takes never get the compatibility request/response objects (a large part
+ * of each call's cost); the others are passed on unchanged.
+ */
+function takeStreamsFirst(server: http2.Http2Server, handler: StreamHandler): void {
+  // node's compatibility layer is itself a 'stream' listener added by createServer.
+  const compatibility = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  server.on(
+    "stream",
+    (
+      stream: ServerHttp2Stream,
+      headers: IncomingHttpHeaders,
+      flags: number,
+      rawHeaders: string[],
+    ) => {
+      if (handler(stream, headers)) return;
+      for (const listener of compatibility)
+        listener.call(server, stream, headers, flags, rawHeaders);
+    },
+  );
 }
 
 /** Reads just enough of the connection to tell h2c from HTTP/1.1, then puts it back. */

@@ -1,50 +1,58 @@
 import { createHash, type Hash, randomUUID } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { CallInfo, Protocol } from "./call-info.js";
 import type { NodeRequest } from "./read-body.js";
 
 /** Bytes of the gRPC / gRPC-Web envelope prefix: a flags byte and a u32 length. */
 const ENVELOPE_PREFIX = 5;
+const EMPTY_SHA256 = createHash("sha256").digest("hex");
 
 /** A call arriving over node's http or http2 server. */
 export class NodeCall implements CallInfo {
   readonly requestId = randomUUID();
   readonly receivedAt = performance.now();
   readonly receivedAtMs = Date.now();
-  readonly httpMethod: string;
-  readonly rawTarget: string;
-  private body: Buffer | undefined;
+  audited = false;
+  private body: Uint8Array | undefined;
   private tapHash: Hash | undefined;
-  private tapDigest: string | undefined;
+  private digest: string | undefined;
 
   constructor(
-    private readonly request: NodeRequest,
+    private readonly headers: IncomingHttpHeaders,
+    readonly httpMethod: string,
+    readonly rawTarget: string,
     readonly protocol: Protocol,
-  ) {
-    this.httpMethod = request.method ?? "GET";
-    this.rawTarget = request.url ?? "/";
+  ) {}
+
+  static fromRequest(request: NodeRequest, protocol: Protocol): NodeCall {
+    return new NodeCall(request.headers, request.method ?? "GET", request.url ?? "/", protocol);
   }
 
   header(name: string): string | undefined {
-    const value =
-      this.request.headers[name] ??
-      (name === "host" ? this.request.headers[":authority"] : undefined);
+    const value = this.headers[name] ?? (name === "host" ? this.headers[":authority"] : undefined);
     return Array.isArray(value) ? value.join(", ") : value;
   }
 
-  /** The body, when the REST gateway read it whole. */
-  setBody(body: Buffer): void {
+  markAudited(): void {
+    this.audited = true;
+  }
+
+  /** gRPC status the connect-node path answered (see http-handler.ts). */
+  grpcStatus: string | undefined;
+
+  /** The request message bytes, when the transport read them itself. */
+  setBody(body: Uint8Array): void {
     this.body = body;
   }
 
   /**
-   * Hashes the body as the RPC layer reads it, without buffering it, by
+   * Hashes the body as connect-node reads it, without buffering it, by
    * wrapping the request's async iterator (how connect-node reads a body).
    * A 'data' listener would not do: it switches the stream to flowing mode,
    * and chunks that flow before the handler starts reading would be lost.
    */
-  tapBody(): void {
-    const request = this.request;
+  tapBody(request: NodeRequest): void {
     const read = request[Symbol.asyncIterator].bind(request);
     const hash = createHash("sha256");
     let skip = this.protocol === "grpc" || this.protocol === "grpc-web" ? ENVELOPE_PREFIX : 0;
@@ -64,11 +72,12 @@ export class NodeCall implements CallInfo {
   }
 
   bodyHash(): string {
-    if (this.body !== undefined) return createHash("sha256").update(this.body).digest("hex");
-    if (this.tapHash !== undefined) {
-      this.tapDigest ??= this.tapHash.digest("hex");
-      return this.tapDigest;
+    if (this.digest === undefined) {
+      if (this.body !== undefined)
+        this.digest = createHash("sha256").update(this.body).digest("hex");
+      else if (this.tapHash !== undefined) this.digest = this.tapHash.digest("hex");
+      else this.digest = EMPTY_SHA256;
     }
-    return createHash("sha256").digest("hex");
+    return this.digest;
   }
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
+import type { Readable } from "node:stream";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 
@@ -16,8 +17,16 @@ export class BodyTooLargeError extends Error {
  * reading (or buffering) the rest of it.
  */
 export function readBody(request: NodeRequest, limit: number): Promise<Buffer> {
-  const announced = Number(request.headers["content-length"]);
-  if (announced > limit) return Promise.reject(new BodyTooLargeError(limit));
+  return readStream(request, limit, request.headers["content-length"]);
+}
+
+/** readBody for any readable (an HTTP/2 stream), given its content-length header. */
+export function readStream(
+  request: Readable,
+  limit: number,
+  contentLength: string | undefined,
+): Promise<Buffer> {
+  if (Number(contentLength) > limit) return Promise.reject(new BodyTooLargeError(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -4,7 +4,7 @@
  * protocol honours it for them, and only for them.
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KmsService } from "../../gen/kms/v1/kms_pb.js";
 import {
@@ -107,37 +107,41 @@ describe("request size limits", () => {
     });
   });
 
-  it("Connect: BatchEncryptData takes a large request; EncryptData still refuses one over 64 KiB", async () => {
-    const client = createClient(
-      KmsService,
-      createConnectTransport({ baseUrl: kmsd.url, httpVersion: "1.1" }),
-    );
-    const headers = { "x-auth-token": token };
-    const items = bigItems().map((item) => ({
-      keyId: item.key_id,
-      plainText: item.plain_text,
-      reference: item.reference,
-    }));
-    const reply = await client.batchEncryptData({ projectId: PROJECT, items }, { headers });
-    expect(reply.items).toHaveLength(items.length);
-    expect(reply.items.every((item) => item.error === undefined)).toBe(true);
+  // Connect JSON is served by kmsd's unary fast path, gRPC-Web by connect-node: both honour the limits.
+  it.each([
+    ["Connect JSON", () => createConnectTransport({ baseUrl: kmsd.url, httpVersion: "1.1" })],
+    ["gRPC-Web", () => createGrpcWebTransport({ baseUrl: kmsd.url, httpVersion: "1.1" })],
+  ])(
+    "%s: BatchEncryptData takes a large request; EncryptData still refuses one over 64 KiB",
+    async (_name, transport) => {
+      const client = createClient(KmsService, transport());
+      const headers = { "x-auth-token": token };
+      const items = bigItems().map((item) => ({
+        keyId: item.key_id,
+        plainText: item.plain_text,
+        reference: item.reference,
+      }));
+      const reply = await client.batchEncryptData({ projectId: PROJECT, items }, { headers });
+      expect(reply.items).toHaveLength(items.length);
+      expect(reply.items.every((item) => item.error === undefined)).toBe(true);
 
-    const error = await client
-      .encryptData(
-        {
-          projectId: PROJECT,
-          keyId,
-          plainText: "x",
-          additionalAuthenticatedData: "a".repeat(MAX_BODY),
-        },
-        { headers },
-      )
-      .then(
-        () => undefined,
-        (reason: unknown) => ConnectError.from(reason),
-      );
-    expect(error?.code).toBe(Code.ResourceExhausted);
-  });
+      const error = await client
+        .encryptData(
+          {
+            projectId: PROJECT,
+            keyId,
+            plainText: "x",
+            additionalAuthenticatedData: "a".repeat(MAX_BODY),
+          },
+          { headers },
+        )
+        .then(
+          () => undefined,
+          (reason: unknown) => ConnectError.from(reason),
+        );
+      expect(error?.code).toBe(Code.ResourceExhausted);
+    },
+  );
 
   it("gRPC: BatchEncryptData takes a large message; EncryptData still refuses one over 64 KiB", async () => {
     const metadata = () => {

@@ -1,5 +1,12 @@
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { ConnectError } from "@connectrpc/connect";
+import { latencyUs } from "../../audit/latency.js";
 import { issueCredential, issueToken } from "../../auth/issue-credentials.js";
+import { principalKey, principalName } from "../../auth/principal.js";
 import type { SettingName } from "../../config/settings.js";
+import type { KmsCore } from "../../core/kms-core.js";
+import { huaweiCodeOf } from "../../errors/kms-error.js";
 import { CredentialState, type Role } from "../../keystore/access-types.js";
 import { withCore } from "../admin-call.js";
 import { type Command, type CommandContext, type CommandOption, UsageError } from "../command.js";
@@ -42,6 +49,60 @@ function notFound(what: string, id: string | undefined): number {
   throw new UsageError(`no ${what} ${JSON.stringify(id)}`);
 }
 
+/** What an access command's audit record names: filled in as the command learns it. */
+interface AuditTarget {
+  /** The project the credential or token belongs to ("" when listing every project). */
+  projectId: string;
+  /** The access key or token id acted on (recorded in the key id field). */
+  subject: string;
+}
+
+/**
+ * Runs an access command against the store and records it in the audit
+ * trail like an RPC made from the CLI: protocol "cli", the local admin as
+ * principal, the access key or token id in the key id field. Never the
+ * secret key or the token. An unknown access key or token id, or another
+ * mistake in the arguments, is recorded as KMS.0308 (invalid parameter).
+ */
+function audited(
+  context: CommandContext,
+  operation: string,
+  work: (core: KmsCore, target: AuditTarget) => Promise<number>,
+): Promise<number> {
+  return withCore(context.config, async (core) => {
+    const started = performance.now();
+    const time = Date.now();
+    const target: AuditTarget = { projectId: "", subject: "" };
+    let outcome = "OK";
+    try {
+      return await work(core, target);
+    } catch (error) {
+      outcome =
+        error instanceof UsageError
+          ? "KMS.0308"
+          : error instanceof ConnectError
+            ? huaweiCodeOf(error)
+            : "KMS.0101";
+      throw error;
+    } finally {
+      const admin = core.adminContext().get(principalKey);
+      core.auditLog.record({
+        time,
+        requestId: randomUUID(),
+        protocol: "cli",
+        projectId: target.projectId,
+        principal: admin === undefined ? "cli:" : principalName(admin),
+        operation,
+        keyId: target.subject,
+        sequence: "",
+        outcome,
+        latencyUs: latencyUs(started),
+        context: {},
+      });
+    }
+  });
+}
+
 export const accessCommands: Command[] = [
   {
     path: ["credentials", "create"],
@@ -49,14 +110,16 @@ export const accessCommands: Command[] = [
     options: { project, role, description: { description: "What the credential is for" } },
     settings: storeSettings,
     run: (context) =>
-      withCore(context.config, async ({ store, rootKey }) => {
+      audited(context, "CreateCredential", async ({ store, rootKey }, target) => {
         const { options } = context;
+        target.projectId = validProject(options.project);
         const issued = await issueCredential(store, rootKey, {
-          projectId: validProject(options.project),
+          projectId: target.projectId,
           role: parseRole(options.role),
           description: options.description ?? "",
           now: Date.now(),
         });
+        target.subject = issued.access_key;
         return print(context, issued);
       }),
   },
@@ -66,7 +129,8 @@ export const accessCommands: Command[] = [
     options: { project: { description: "Only this project's" } },
     settings: storeSettings,
     run: (context) =>
-      withCore(context.config, async ({ store }) => {
+      audited(context, "ListCredentials", async ({ store }, target) => {
+        target.projectId = context.options.project ?? "";
         const credentials = await store.listCredentials(context.options.project);
         return print(
           context,
@@ -91,12 +155,18 @@ export const accessCommands: Command[] = [
       options: { "access-key": accessKey },
       settings: storeSettings,
       run: (context) =>
-        withCore(context.config, async ({ store }) => {
-          const id = context.options["access-key"] ?? "";
-          const state = verb === "disable" ? CredentialState.Disabled : CredentialState.Enabled;
-          if (!(await store.setCredentialState(id, state))) return notFound("access key", id);
-          return print(context, { access_key: id, state });
-        }),
+        audited(
+          context,
+          verb === "disable" ? "DisableCredential" : "EnableCredential",
+          async ({ store }, target) => {
+            const id = context.options["access-key"] ?? "";
+            target.subject = id;
+            target.projectId = (await store.getCredential(id))?.projectId ?? "";
+            const state = verb === "disable" ? CredentialState.Disabled : CredentialState.Enabled;
+            if (!(await store.setCredentialState(id, state))) return notFound("access key", id);
+            return print(context, { access_key: id, state });
+          },
+        ),
     }),
   ),
   {
@@ -105,8 +175,10 @@ export const accessCommands: Command[] = [
     options: { "access-key": accessKey },
     settings: storeSettings,
     run: (context) =>
-      withCore(context.config, async ({ store }) => {
+      audited(context, "DeleteCredential", async ({ store }, target) => {
         const id = context.options["access-key"] ?? "";
+        target.subject = id;
+        target.projectId = (await store.getCredential(id))?.projectId ?? "";
         if (!(await store.deleteCredential(id))) return notFound("access key", id);
         return print(context, { access_key: id, deleted: true });
       }),
@@ -122,15 +194,17 @@ export const accessCommands: Command[] = [
     },
     settings: storeSettings,
     run: (context) =>
-      withCore(context.config, async ({ store }) => {
+      audited(context, "CreateToken", async ({ store }, target) => {
         const { options } = context;
+        target.projectId = validProject(options.project);
         const issued = await issueToken(store, {
-          projectId: validProject(options.project),
+          projectId: target.projectId,
           role: parseRole(options.role),
           ttlMs: parseTtl(options.ttl ?? "24h"),
           description: options.description ?? "",
           now: Date.now(),
         });
+        target.subject = issued.token_id;
         return print(context, issued);
       }),
   },
@@ -140,7 +214,8 @@ export const accessCommands: Command[] = [
     options: { project: { description: "Only this project's" } },
     settings: storeSettings,
     run: (context) =>
-      withCore(context.config, async ({ store }) => {
+      audited(context, "ListTokens", async ({ store }, target) => {
+        target.projectId = context.options.project ?? "";
         const tokens = await store.listTokens(context.options.project);
         return print(
           context,
@@ -164,8 +239,11 @@ export const accessCommands: Command[] = [
     },
     settings: storeSettings,
     run: (context) =>
-      withCore(context.config, async ({ store }) => {
+      audited(context, "RevokeToken", async ({ store }, target) => {
         const id = context.options["token-id"] ?? "";
+        target.subject = id;
+        target.projectId =
+          (await store.listTokens()).find((t) => t.tokenId === id)?.projectId ?? "";
         if (!(await store.revokeToken(id, Date.now()))) return notFound("token", id);
         return print(context, { token_id: id, revoked: true });
       }),

@@ -29,6 +29,23 @@ export function auditRecordJson(record: AuditRecord): Record<string, unknown> {
   };
 }
 
+/**
+ * The newest record verified: keep it somewhere the store's writers cannot
+ * reach, as only a known head reveals records cut off the end of the trail.
+ */
+function headOf(record: AuditRecord | undefined) {
+  if (record === undefined) return null;
+  return { seq: record.seq, hash: record.hash, time: new Date(record.time).toISOString() };
+}
+
+/** --head: "<seq>:<hash>" as verify prints them. */
+function parseHead(value: string | undefined): { seq: number; hash: string } | undefined {
+  if (value === undefined) return undefined;
+  const match = /^([1-9][0-9]*):([0-9a-f]{64})$/.exec(value);
+  if (match === null) throw new UsageError("--head must be <seq>:<hash>, as audit verify prints");
+  return { seq: Number(match[1]), hash: match[2] ?? "" };
+}
+
 /** An ISO 8601 time, or a duration back from now (90s, 30m, 24h, 7d). */
 export function parseSince(value: string | undefined, now: number): number | undefined {
   if (value === undefined) return undefined;
@@ -71,26 +88,56 @@ function filterOf(options: Readonly<Record<string, string | undefined>>) {
 export const auditCommands: Command[] = [
   {
     path: ["audit", "verify"],
-    summary: "Check the whole audit chain; says where it breaks (exit 1) if it does.",
-    options: {},
+    summary: "Check the whole audit chain; prints its head (exit 0) or where it breaks (exit 1).",
+    options: {
+      head: {
+        description:
+          "A head an earlier verify printed, as <seq>:<hash>: also fail if that record is gone or changed (records cut off the end)",
+      },
+    },
     settings: storeSettings,
     run: (context) =>
       withCore(context.config, async ({ store, auditKeys }) => {
+        const known = parseHead(context.options.head);
         const verifier = new ChainVerifier(auditKeys.chain);
         let head: AuditRecord | undefined;
+        let knownHash: string | undefined;
+        const fail = (brokenAt: number, reason: string) => {
+          const report = {
+            ok: false,
+            verified: verifier.verified,
+            broken_at: brokenAt,
+            reason,
+            last_good: headOf(head),
+          };
+          context.stdout(`${JSON.stringify(report, null, 2)}\n`);
+          context.stderr(`kmsd: the audit chain breaks at record ${brokenAt}: ${reason}\n`);
+          return 1;
+        };
         for await (const record of readAll(store, {})) {
           const broken = verifier.check(record);
           if (broken !== undefined) {
-            context.stdout(
-              `${JSON.stringify({ ok: false, verified: verifier.verified, broken_at: broken.seq, reason: describeBreak(broken) }, null, 2)}\n`,
-            );
-            return 1;
+            // Where the chain breaks: for a gap, the first missing record.
+            const at = broken.reason === "gap" ? broken.expectedSeq : broken.seq;
+            return fail(at, describeBreak(broken));
           }
           head = record;
+          if (record.seq === known?.seq) knownHash = record.hash;
         }
-        context.stdout(
-          `${JSON.stringify({ ok: true, verified: verifier.verified, head: head === undefined ? null : { seq: head.seq, hash: head.hash } }, null, 2)}\n`,
-        );
+        if (known !== undefined && knownHash === undefined) {
+          return fail(
+            (head?.seq ?? 0) + 1,
+            `the trail ends at record ${head?.seq ?? 0}, before the known head ${known.seq}: records were removed from its end`,
+          );
+        }
+        if (known !== undefined && knownHash !== known.hash) {
+          return fail(
+            known.seq,
+            `record ${known.seq} is not the known head: records were cut off the end of the trail and others appended in their place`,
+          );
+        }
+        const report = { ok: true, verified: verifier.verified, head: headOf(head) };
+        context.stdout(`${JSON.stringify(report, null, 2)}\n`);
         return 0;
       }),
   },

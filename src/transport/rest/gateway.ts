@@ -1,16 +1,9 @@
-import {
-  type DescField,
-  fromJson,
-  getOption,
-  type JsonObject,
-  toJsonString,
-} from "@bufbuild/protobuf";
-import { isFieldError } from "@bufbuild/protobuf/reflect";
+import { create, type JsonObject, type Message, toJsonString } from "@bufbuild/protobuf";
 import { type ConnectError, createContextValues } from "@connectrpc/connect";
-import { huawei_error_code } from "../../../gen/kms/v1/rules_pb.js";
-import { isHuaweiErrorCode } from "../../errors/huawei-codes.js";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
+import { decodeErrorKey } from "../../interceptors/decode.js";
 import { type CallInfo, callInfoKey } from "../call-info.js";
+import { headersFromNode, messageFromJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { BodyTooLargeError, type NodeRequest, readBody } from "../read-body.js";
 import { maxRequestBytes } from "../request-limits.js";
@@ -67,7 +60,15 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
     progress.projectId = pathParams.project_id ?? "";
     const body = await readBody(request, maxRequestBytes(route.method, maxBodyBytes));
     call.setBody(body);
-    const message = decodeRequest(route, body, pathParams);
+    const contextValues = createContextValues().set(callInfoKey, call);
+    let message: Message;
+    try {
+      message = decodeRequest(route, body, pathParams);
+    } catch (error) {
+      // Answered after authentication (see interceptors/decode.ts).
+      contextValues.set(decodeErrorKey, toKmsError(error));
+      message = create(route.method.input, { projectId: progress.projectId });
+    }
     progress.reachedRpc = true;
     const result = await invoke({
       method: route.method,
@@ -75,8 +76,8 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
       protocolName: "rest",
       requestMethod: call.httpMethod,
       url: call.rawTarget,
-      requestHeader: headersOf(request),
-      contextValues: createContextValues().set(callInfoKey, call),
+      requestHeader: () => headersFromNode(request.headers),
+      contextValues,
     });
     const answer = toJsonString(route.method.output, result.message, {
       useProtoFieldName: true,
@@ -109,18 +110,8 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
 }
 
 function decodeRequest(route: RestRoute, body: Buffer, pathParams: Record<string, string>) {
-  let json: unknown = {};
-  if (body.length > 0) {
-    try {
-      json = JSON.parse(body.toString("utf8"));
-    } catch {
-      throw kmsError("KMS.0202", "the request body is not valid JSON");
-    }
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw kmsError("KMS.0214", "the request body must be a JSON object");
-  }
-  const fields: JsonObject = route.body === "*" ? { ...(json as JsonObject) } : {};
+  const json = body.length === 0 ? {} : parseJsonObject(body.toString("utf8"));
+  const fields: JsonObject = route.body === "*" ? { ...json } : {};
   for (const [name, value] of Object.entries(pathParams)) {
     const inBody = fields[name];
     if (inBody !== undefined && inBody !== value) {
@@ -128,31 +119,5 @@ function decodeRequest(route: RestRoute, body: Buffer, pathParams: Record<string
     }
     fields[name] = value;
   }
-  try {
-    return fromJson(route.method.input, fields, { ignoreUnknownFields: true });
-  } catch (error) {
-    throw jsonFieldError(error);
-  }
-}
-
-/** A JSON value of the wrong type answers its field's Huawei code. */
-function jsonFieldError(error: unknown): ConnectError {
-  const cause = error instanceof Error ? error.cause : undefined;
-  if (!isFieldError(cause)) return kmsError("KMS.0214", "the request body has an invalid shape");
-  const field = cause.field();
-  const code = field.kind === "field" ? getOption(field as DescField, huawei_error_code) : "";
-  return kmsError(
-    isHuaweiErrorCode(code) ? code : "KMS.0214",
-    `${field.name} has an invalid value: ${cause.message}`,
-  );
-}
-
-function headersOf(request: NodeRequest): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
-    else headers.set(name, value);
-  }
-  return headers;
+  return messageFromJson(route.method.input, fields);
 }

@@ -1,0 +1,89 @@
+import type { IncomingHttpHeaders } from "node:http";
+import {
+  type DescField,
+  type DescMessage,
+  fromBinary,
+  fromJson,
+  getOption,
+  type JsonObject,
+  type JsonReadOptions,
+  type JsonValue,
+  type JsonWriteOptions,
+  type Message,
+} from "@bufbuild/protobuf";
+import { isFieldError } from "@bufbuild/protobuf/reflect";
+import type { ConnectError } from "@connectrpc/connect";
+import { huawei_error_code } from "../../gen/kms/v1/rules_pb.js";
+import { isHuaweiErrorCode } from "../errors/huawei-codes.js";
+import { kmsError } from "../errors/kms-error.js";
+
+/**
+ * Request decoding shared by every transport kmsd implements itself (REST
+ * and the RPC fast paths), with Huawei's codes for what can go wrong.
+ */
+
+/** Huawei's JSON: its field names, and every field present (as Huawei sends them). */
+export const huaweiJsonOptions: Partial<JsonReadOptions & JsonWriteOptions> = {
+  useProtoFieldName: true,
+  alwaysEmitImplicit: true,
+  ignoreUnknownFields: true,
+};
+
+/** A parsed JSON value as a request message; unknown fields are ignored. */
+export function messageFromJson(schema: DescMessage, json: JsonValue): Message {
+  try {
+    return fromJson(schema, json, { ignoreUnknownFields: true });
+  } catch (error) {
+    throw jsonFieldError(error);
+  }
+}
+
+/** JSON text as a request message. */
+export function messageFromJsonText(schema: DescMessage, text: string): Message {
+  return messageFromJson(schema, parseJsonObject(text));
+}
+
+/** A request body as a JSON object: KMS.0202 when it is not JSON, KMS.0214 when not an object. */
+export function parseJsonObject(text: string): JsonObject {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw kmsError("KMS.0202", "the request body is not valid JSON");
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw kmsError("KMS.0214", "the request body must be a JSON object");
+  }
+  return json as JsonObject;
+}
+
+export function messageFromBinary(schema: DescMessage, bytes: Uint8Array): Message {
+  try {
+    return fromBinary(schema, bytes);
+  } catch {
+    throw kmsError("KMS.0214", `the request is not a valid ${schema.typeName} message`);
+  }
+}
+
+/** A JSON value of the wrong type answers its field's Huawei code. */
+function jsonFieldError(error: unknown): ConnectError {
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (!isFieldError(cause)) return kmsError("KMS.0214", "the request body has an invalid shape");
+  const field = cause.field();
+  const code = field.kind === "field" ? getOption(field as DescField, huawei_error_code) : "";
+  return kmsError(
+    isHuaweiErrorCode(code) ? code : "KMS.0214",
+    `${field.name} has an invalid value: ${cause.message}`,
+  );
+}
+
+/** Node's request headers as a Headers object (pseudo-headers left out). */
+export function headersFromNode(nodeHeaders: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(nodeHeaders)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+    else headers.set(name, value);
+  }
+  return headers;
+}

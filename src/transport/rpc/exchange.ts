@@ -1,0 +1,126 @@
+import type {
+  IncomingHttpHeaders,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from "node:http";
+import type { ServerHttp2Stream } from "node:http2";
+import { readStream } from "../read-body.js";
+
+/**
+ * One request/response exchange as the unary fast paths need it, over a raw
+ * HTTP/2 stream or an HTTP/1.1 request: the fast paths stay independent of
+ * which, and pay for neither node's http2 compatibility layer nor Connect's
+ * streaming machinery.
+ */
+export interface Exchange {
+  readonly headers: IncomingHttpHeaders;
+  readBody(limit: number): Promise<Buffer>;
+  /** Answers with a body, then trailers (HTTP/2 only; ignored by HTTP/1.1). */
+  respond(
+    status: number,
+    headers: OutgoingHttpHeaders,
+    body: Uint8Array | string,
+    trailers?: OutgoingHttpHeaders,
+  ): void;
+  /** Answers with headers alone, ending the exchange (gRPC's trailers-only). */
+  respondHeadersOnly(status: number, headers: OutgoingHttpHeaders): void;
+  /** True once the client went away or the answer was sent. */
+  readonly done: boolean;
+  /** Aborted when the client goes away first. */
+  readonly signal: AbortSignal | undefined;
+}
+
+export class Http2Exchange implements Exchange {
+  private controller: AbortController | undefined;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    readonly headers: IncomingHttpHeaders,
+  ) {
+    // A client that resets its stream (a cancelled call, an expired
+    // deadline) makes the stream emit 'error'; without a listener node
+    // would throw it. The 'close' listener behind `signal` handles it.
+    stream.on("error", () => {});
+  }
+
+  readBody(limit: number): Promise<Buffer> {
+    return readStream(this.stream, limit, this.headers["content-length"]);
+  }
+
+  get done(): boolean {
+    return this.stream.destroyed || this.stream.headersSent;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = new AbortController();
+      this.controller = controller;
+      this.stream.once("close", () => {
+        if (!this.stream.headersSent) controller.abort(new Error("the client cancelled the call"));
+      });
+    }
+    return this.controller.signal;
+  }
+
+  respond(
+    status: number,
+    headers: OutgoingHttpHeaders,
+    body: Uint8Array | string,
+    trailers?: OutgoingHttpHeaders,
+  ): void {
+    if (this.done) return;
+    const stream = this.stream;
+    if (trailers === undefined) {
+      stream.respond({ ":status": status, ...headers });
+    } else {
+      stream.respond({ ":status": status, ...headers }, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    }
+    stream.end(body);
+  }
+
+  respondHeadersOnly(status: number, headers: OutgoingHttpHeaders): void {
+    if (this.done) return;
+    // One HEADERS frame ending the stream: what gRPC clients read as trailers-only.
+    this.stream.respond({ ":status": status, ...headers }, { endStream: true });
+  }
+}
+
+export class Http1Exchange implements Exchange {
+  constructor(
+    private readonly request: IncomingMessage,
+    private readonly response: ServerResponse,
+  ) {}
+
+  get headers(): IncomingHttpHeaders {
+    return this.request.headers;
+  }
+
+  readBody(limit: number): Promise<Buffer> {
+    return readStream(this.request, limit, this.request.headers["content-length"]);
+  }
+
+  get done(): boolean {
+    return this.response.headersSent || this.response.destroyed;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return undefined;
+  }
+
+  respond(status: number, headers: OutgoingHttpHeaders, body: Uint8Array | string): void {
+    if (this.done) return;
+    this.response.writeHead(status, {
+      ...headers,
+      "content-length": typeof body === "string" ? Buffer.byteLength(body) : body.length,
+    });
+    this.response.end(body);
+  }
+
+  respondHeadersOnly(status: number, headers: OutgoingHttpHeaders): void {
+    if (this.done) return;
+    this.response.writeHead(status, { ...headers, "content-length": 0 });
+    this.response.end();
+  }
+}

@@ -1,0 +1,169 @@
+import type { OutgoingHttpHeaders } from "node:http";
+import {
+  create,
+  type DescMethodUnary,
+  type Message,
+  toBinary,
+  toJsonString,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
+import { decodeErrorKey } from "../../interceptors/decode.js";
+import { callInfoKey } from "../call-info.js";
+import {
+  headersFromNode,
+  huaweiJsonOptions,
+  messageFromBinary,
+  messageFromJsonText,
+} from "../message-codec.js";
+import type { NodeCall } from "../node-call.js";
+import { BodyTooLargeError } from "../read-body.js";
+import { maxRequestBytes } from "../request-limits.js";
+import type { UnaryInvoker, UnaryResult } from "../unary-invoker.js";
+import { envelope, singleMessage } from "./envelope.js";
+import type { Exchange } from "./exchange.js";
+import { connectErrorBody, grpcErrorTrailers } from "./rpc-errors.js";
+
+export type RpcProtocol = "grpc" | "connect";
+export type RpcCodec = "proto" | "json";
+
+export interface UnaryRpcOptions {
+  readonly invoke: UnaryInvoker;
+  /** The server's request limit; an RPC may declare a larger one (request-limits.ts). */
+  readonly maxBodyBytes: number;
+  /** Told of a request refused before it reached an RPC (for the audit trail). */
+  readonly onRejected: (call: NodeCall, code: string) => void;
+}
+
+/** What the fast path decided from a request's headers. */
+export interface UnaryRpcRequest {
+  readonly method: DescMethodUnary;
+  readonly protocol: RpcProtocol;
+  readonly codec: RpcCodec;
+  /** The content type to answer with (the request's, for gRPC and Connect alike). */
+  readonly contentType: string;
+  /** The client's deadline as milliseconds from now, if it set one. */
+  readonly timeoutMs: number | undefined;
+}
+
+/**
+ * Serves one unary call of the gRPC or Connect protocol: reads and decodes
+ * the request, runs it through the shared interceptor chain, and answers in
+ * the protocol's own shape, errors included. Only the common case comes
+ * here (see fast-path.ts); everything else goes to connect-node.
+ */
+export async function serveUnaryRpc(
+  exchange: Exchange,
+  request: UnaryRpcRequest,
+  call: NodeCall,
+  options: UnaryRpcOptions,
+): Promise<void> {
+  const { method, protocol, codec } = request;
+  const baseHeaders: OutgoingHttpHeaders = {
+    "content-type": request.contentType,
+    "x-request-id": call.requestId,
+  };
+
+  const answerError = (error: ConnectError) => {
+    if (protocol === "grpc") {
+      exchange.respondHeadersOnly(200, { ...baseHeaders, ...grpcErrorTrailers(error) });
+      return;
+    }
+    const { status, body } = connectErrorBody(error);
+    const headers: OutgoingHttpHeaders = { ...headerObject(error.metadata) };
+    exchange.respond(
+      status,
+      { ...headers, "content-type": "application/json", "x-request-id": call.requestId },
+      body,
+    );
+  };
+
+  let body: Buffer;
+  try {
+    body = await exchange.readBody(maxRequestBytes(method, options.maxBodyBytes));
+  } catch (reason) {
+    const error =
+      reason instanceof BodyTooLargeError
+        ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
+        : toKmsError(reason);
+    options.onRejected(call, huaweiCodeOf(error));
+    answerError(error);
+    return;
+  }
+  const contextValues = createContextValues().set(callInfoKey, call);
+  let message: Message;
+  try {
+    const bytes = protocol === "grpc" ? singleMessage(body) : body;
+    if (bytes === undefined) {
+      throw kmsError(
+        "KMS.0214",
+        "a unary gRPC request must carry exactly one uncompressed message",
+      );
+    }
+    call.setBody(bytes);
+    message =
+      codec === "json"
+        ? messageFromJsonText(method.input, bytes.toString("utf8"))
+        : messageFromBinary(method.input, bytes);
+  } catch (reason) {
+    // Answered after authentication (see interceptors/decode.ts).
+    contextValues.set(decodeErrorKey, toKmsError(reason));
+    message = create(method.input);
+  }
+
+  const deadline = request.timeoutMs === undefined ? undefined : Date.now() + request.timeoutMs;
+  const invocation = options.invoke({
+    method,
+    message,
+    protocolName: protocol,
+    requestMethod: call.httpMethod,
+    url: call.rawTarget,
+    requestHeader: () => headersFromNode(exchange.headers),
+    contextValues,
+    deadline,
+    signal: exchange.signal,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const expiry =
+    request.timeoutMs === undefined
+      ? undefined
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)),
+            request.timeoutMs,
+          );
+        });
+  let result: UnaryResult;
+  try {
+    result = await (expiry === undefined ? invocation : Promise.race([invocation, expiry]));
+  } catch (reason) {
+    answerError(toKmsError(reason));
+    return;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const headers = { ...headerObject(result.header), ...baseHeaders };
+  if (protocol === "grpc") {
+    const trailers = { ...headerObject(result.trailer), "grpc-status": "0" };
+    exchange.respond(200, headers, envelope(toBinary(method.output, result.message)), trailers);
+  } else {
+    const body =
+      codec === "json"
+        ? toJsonString(method.output, result.message, huaweiJsonOptions)
+        : toBinary(method.output, result.message);
+    // Connect carries unary trailers as headers prefixed "trailer-".
+    result.trailer?.forEach((value, name) => {
+      headers[`trailer-${name}`] = value;
+    });
+    exchange.respond(200, headers, body);
+  }
+}
+
+function headerObject(headers: Headers | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  headers?.forEach((value, name) => {
+    out[name] = value;
+  });
+  return out;
+}
