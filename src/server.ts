@@ -4,10 +4,13 @@ import { auditRejection } from "./audit/rejections.js";
 import { bootstrapCredentials } from "./auth/bootstrap.js";
 import { defaultConfig, type KmsdConfig } from "./config/settings.js";
 import { type KmsCore, openKmsCore } from "./core/kms-core.js";
+import { keyVersionMaker } from "./keys/key-version-factory.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { DeletionSweeper } from "./service/deletion-sweeper.js";
+import { RotationSweeper } from "./service/rotation-sweeper.js";
 import { createHttpHandler } from "./transport/http-handler.js";
 import { createListener, type Listener } from "./transport/listener.js";
+import { registerService } from "./transport/request-limits.js";
 import { createRestGateway } from "./transport/rest/gateway.js";
 import { RouteTable } from "./transport/rest/route-table.js";
 import { RpcRoutes } from "./transport/rpc/rpc-routes.js";
@@ -35,7 +38,7 @@ export function createServer(
   const logger = options.logger ?? createLogger(config.logLevel);
   let core: KmsCore | undefined;
   let listener: Listener | undefined;
-  let sweeper: DeletionSweeper | undefined;
+  let sweepers: (DeletionSweeper | RotationSweeper)[] = [];
 
   return {
     async start() {
@@ -54,10 +57,19 @@ export function createServer(
           "new data directory: wrote an admin credential and token to the bootstrap file (mode 0600)",
         );
       }
-      sweeper = new DeletionSweeper(store, keyRing, config.deletionSweepMs, logger);
-      sweeper.start();
+      sweepers = [
+        new DeletionSweeper(store, keyRing, config.deletionSweepMs, logger),
+        new RotationSweeper(
+          store,
+          keyRing,
+          keyVersionMaker(rootKey),
+          config.rotationSweepMs,
+          logger,
+        ),
+      ];
+      for (const sweeper of sweepers) sweeper.start();
       const handler = createHttpHandler({
-        routes: (router) => router.service(KmsService, service),
+        routes: (router) => registerService(router, KmsService, service, config.maxBodyBytes),
         fastRoutes: new RpcRoutes([KmsService]),
         interceptors,
         invoke,
@@ -82,10 +94,10 @@ export function createServer(
 
     async stop() {
       await listener?.close(config.shutdownGraceMs);
-      await sweeper?.stop();
+      for (const sweeper of sweepers) await sweeper.stop();
       await core?.close();
       listener = undefined;
-      sweeper = undefined;
+      sweepers = [];
       core = undefined;
     },
   };

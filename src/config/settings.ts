@@ -124,6 +124,13 @@ export const settings = defineSettings({
     default: 60_000,
     parse: integer(100, 86_400_000),
   },
+  rotationSweepMs: {
+    flag: "--rotation-sweep-ms",
+    env: "KMSD_ROTATION_SWEEP_MS",
+    description: "How often to rotate keys whose rotation interval has passed, in ms",
+    default: 60_000,
+    parse: integer(100, 86_400_000),
+  },
   shutdownGraceMs: {
     flag: "--shutdown-grace-ms",
     env: "KMSD_SHUTDOWN_GRACE_MS",

@@ -77,16 +77,19 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
       { flushMs: config.auditFlushMs, maxBatch: 1000, enabled: config.audit === "on" },
       logger,
     );
+    const validator = createRequestValidator();
     const service = createKmsService({
       store,
       keyRing,
       rootKey,
       randomPool: new RandomPool(),
+      validator,
+      logger,
       realm: config.realm,
       now: Date.now,
     });
     const errors = errorsInterceptor(logger);
-    const validation = validationInterceptor(createRequestValidator());
+    const validation = validationInterceptor(validator);
     // With the audit trail off (an operator's explicit choice, warned about
     // at start) the chain simply has no audit interceptor.
     const audit = config.audit === "on" ? [auditInterceptor(auditLog, auditKeys)] : [];

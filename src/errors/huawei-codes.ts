@@ -72,10 +72,20 @@ const table = {
     meaning: "The request method is not supported.",
   },
   "KMS.0308": { httpStatus: 400, connectCode: Code.InvalidArgument, meaning: "Invalid parameter." },
+  "KMS.0313": {
+    httpStatus: 400,
+    connectCode: Code.FailedPrecondition,
+    meaning: "Key rotation is not enabled for the key.",
+  },
   "KMS.2101": {
     httpStatus: 400,
     connectCode: Code.InvalidArgument,
     meaning: "Invalid plain_text.",
+  },
+  "KMS.2105": {
+    httpStatus: 400,
+    connectCode: Code.InvalidArgument,
+    meaning: "The symmetric key does not support this encryption algorithm.",
   },
   "KMS.2201": {
     httpStatus: 400,

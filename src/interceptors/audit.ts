@@ -15,6 +15,8 @@ interface AuditedFields {
   readonly sequence?: unknown;
   readonly encryptionContext?: unknown;
   readonly keyInfo?: { readonly keyId?: unknown };
+  /** A batch's items (request) or results (response). */
+  readonly items?: unknown;
 }
 
 /**
@@ -48,8 +50,12 @@ export function auditInterceptor(log: AuditLog, keys: AuditKeys): Interceptor {
         protocol: call?.protocol ?? "cli",
         projectId: text(fields.projectId),
         principal: principal === undefined ? "" : principalName(principal),
-        operation: request.method.name,
-        keyId: text(fields.keyId) || text(answered.keyId) || text(answered.keyInfo?.keyId),
+        operation: operationName(request.method.name, fields.items),
+        keyId:
+          text(fields.keyId) ||
+          text(answered.keyId) ||
+          text(answered.keyInfo?.keyId) ||
+          batchKeyId(fields.items, answered.items),
         sequence: text(fields.sequence),
         outcome,
         latencyUs: latencyUs(call?.receivedAt ?? started),
@@ -68,6 +74,25 @@ const MAX_CONTEXT_ENTRIES = 64;
 
 function text(value: unknown): string {
   return typeof value === "string" ? value.slice(0, MAX_FIELD_CHARS) : "";
+}
+
+/** A batch is recorded as one entry whose operation counts its items: "BatchEncryptData[250]". */
+function operationName(rpc: string, items: unknown): string {
+  return Array.isArray(items) ? `${rpc}[${items.length}]` : rpc;
+}
+
+/** The one key every item of a batch used, if they all used the same; else "". */
+function batchKeyId(...lists: unknown[]): string {
+  const ids = new Set<string>();
+  for (const list of lists) {
+    if (!Array.isArray(list)) continue;
+    for (const item of list as AuditedFields[]) {
+      const id = text(item.keyId);
+      if (id !== "") ids.add(id);
+    }
+  }
+  const [only] = ids;
+  return ids.size === 1 && only !== undefined ? only : "";
 }
 
 function hashedContext(keys: AuditKeys, context: unknown): Record<string, string> {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { MATERIAL_LENGTH, WRAP_IV_LENGTH, wrapKeyMaterial } from "../crypto/key-wrap.js";
-import type { KeyVersionRecord } from "../keystore/types.js";
+import type { KeyVersionRecord, MakeKeyVersion } from "../keystore/types.js";
 import type { RootKey } from "./root-key.js";
 
 /**
@@ -25,4 +25,9 @@ export function createKeyVersion(
   } finally {
     material.fill(0);
   }
+}
+
+/** createKeyVersion under this root key, in the form the store's rotations call. */
+export function keyVersionMaker(rootKey: RootKey): MakeKeyVersion {
+  return (keyId, version, now) => createKeyVersion(rootKey, keyId, version, now);
 }

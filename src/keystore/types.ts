@@ -36,6 +36,19 @@ export interface KeyRecord {
   readonly deletionAt: number | null;
   /** The version new ciphertexts are made with (the newest one). */
   readonly primaryVersion: number;
+  /** Whether the key is rotated every rotationIntervalDays. */
+  readonly rotationEnabled: boolean;
+  /** 30..365; kept while rotation is disabled. */
+  readonly rotationIntervalDays: number;
+  /** Epoch milliseconds of the last rotation (automatic or on demand); null if never rotated. */
+  readonly lastRotationAt: number | null;
+  /** Rotations so far: primaryVersion - 1 for a key kmsd created. */
+  readonly rotationCount: number;
+  /**
+   * Epoch milliseconds from which the key is due for automatic rotation;
+   * null exactly when rotation is disabled.
+   */
+  readonly nextRotationAt: number | null;
 }
 
 export interface KeyVersionRecord {
@@ -49,8 +62,29 @@ export interface KeyVersionRecord {
   readonly createdAt: number;
 }
 
-/** The fields of a key that change after creation. */
-export type KeyPatch = Partial<Pick<KeyRecord, "state" | "deletionAt" | "alias" | "description">>;
+/**
+ * The fields of a key that updateKey changes. The version fields
+ * (primaryVersion, lastRotationAt, rotationCount) change only by rotation.
+ */
+export type KeyPatch = Partial<
+  Pick<
+    KeyRecord,
+    | "state"
+    | "deletionAt"
+    | "alias"
+    | "description"
+    | "rotationEnabled"
+    | "rotationIntervalDays"
+    | "nextRotationAt"
+  >
+>;
+
+/**
+ * Makes the material of a key's next version, wrapped under the root key
+ * (only the caller holds it). Called inside the store's transaction, so it
+ * must be synchronous and must not touch the store.
+ */
+export type MakeKeyVersion = (keyId: string, version: number, now: number) => KeyVersionRecord;
 
 export interface ListKeysQuery {
   readonly projectId: string;
@@ -117,6 +151,32 @@ export interface KeyStore {
    * versions (and so its material) and the key itself. Returns their ids.
    */
   destroyDueKeys(now: number): Promise<string[]>;
+
+  /**
+   * Rotates one key in one transaction: `check` sees the current key first
+   * (whatever it throws aborts and is rethrown unchanged), then the key gets
+   * version primaryVersion + 1 from `makeVersion`, which becomes primary;
+   * lastRotationAt becomes `now`, rotationCount grows by one and, when
+   * rotation is enabled, nextRotationAt becomes now + the interval. Returns
+   * the rotated key, or undefined when the key does not exist in that
+   * project (check is then not called).
+   */
+  rotateKey(
+    projectId: string,
+    keyId: string,
+    now: number,
+    makeVersion: MakeKeyVersion,
+    check?: (current: KeyRecord) => void,
+  ): Promise<KeyRecord | undefined>;
+
+  /**
+   * Rotates, as rotateKey does, up to `limit` enabled keys whose rotation is
+   * enabled and due (nextRotationAt <= now), most overdue first, in one
+   * transaction that selects and rotates them together: when several
+   * processes sweep at once, each due rotation happens exactly once.
+   * Returns the rotated keys.
+   */
+  rotateDueKeys(now: number, makeVersion: MakeKeyVersion, limit: number): Promise<KeyRecord[]>;
 
   /**
    * Changes made after `afterSeq`, oldest first; every mutation of a key,

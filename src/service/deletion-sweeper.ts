@@ -1,6 +1,7 @@
 import type { KeyRing } from "../keys/key-ring.js";
 import type { KeyStore } from "../keystore/types.js";
 import type { Logger } from "../observability/logger.js";
+import { PeriodicTask } from "./periodic-task.js";
 
 /**
  * Destroys keys whose scheduled deletion date has passed. The store makes
@@ -8,28 +9,23 @@ import type { Logger } from "../observability/logger.js";
  * the same store at once.
  */
 export class DeletionSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly store: KeyStore,
     private readonly keyRing: KeyRing,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.task = new PeriodicTask(intervalMs, () => this.sweep());
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.sweep().finally(() => {
-        this.running = undefined;
-      });
-    }, this.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   async sweep(): Promise<void> {

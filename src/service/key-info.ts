@@ -19,7 +19,7 @@ export function keyInfo(key: KeyRecord, realm: string): MessageInitShape<typeof 
     keyType: "1",
     expirationTime: "",
     origin: key.origin,
-    keyRotationEnabled: "false",
+    keyRotationEnabled: key.rotationEnabled ? "true" : "false",
     sysEnterpriseProjectId: key.enterpriseProjectId,
     keystoreId: "0",
   };

@@ -17,7 +17,8 @@ export function assertUsable(key: KeyRecord): void {
   throw kmsError("KMS.0210", `key ${key.keyId} is pending deletion and cannot be used`);
 }
 
-function assertNotPendingDeletion(key: KeyRecord): void {
+/** Throws unless the key's settings may change (any state but pending deletion). */
+export function assertNotPendingDeletion(key: KeyRecord): void {
   if (key.state === KeyState.PendingDeletion) {
     throw kmsError("KMS.0210", `key ${key.keyId} is pending deletion: cancel the deletion first`);
   }

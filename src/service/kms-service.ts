@@ -1,34 +1,32 @@
-import { randomUUID } from "node:crypto";
 import { Code, type ServiceImpl } from "@connectrpc/connect";
 import type { KmsService } from "../../gen/kms/v1/kms_pb.js";
-import {
-  type CiphertextHeader,
-  openCiphertext,
-  RANDOMNESS_LENGTH,
-  readCiphertextHeader,
-  sealCiphertext,
-} from "../crypto/ciphertext.js";
-import { CiphertextError } from "../crypto/ciphertext-error.js";
 import { kmsError } from "../errors/kms-error.js";
-import type { KeyRing, RingKey } from "../keys/key-ring.js";
-import { createKeyVersion } from "../keys/key-version-factory.js";
+import type { KeyRing } from "../keys/key-ring.js";
+import { createKeyVersion, keyVersionMaker } from "../keys/key-version-factory.js";
 import type { RandomPool } from "../keys/random-pool.js";
 import type { RootKey } from "../keys/root-key.js";
-import {
-  AliasTakenError,
-  type KeyPatch,
-  type KeyRecord,
-  KeyState,
-  type KeyStore,
-} from "../keystore/types.js";
+import type { KeyState, KeyStore } from "../keystore/types.js";
+import type { Logger } from "../observability/logger.js";
+import type { RequestValidator } from "../validation/request-validator.js";
+import { batchHandlers } from "./batch.js";
+import { decryptDataHandler, encryptDataHandler } from "./data-encryption.js";
+import { dataKeyHandlers } from "./data-keys.js";
+import { aliasError, createKeyAccess } from "./key-access.js";
+import { createKeyCrypto } from "./key-crypto.js";
 import { keyInfo } from "./key-info.js";
 import * as keyStates from "./key-states.js";
+import { newKeyRecord } from "./new-key.js";
+import { reEncryptHandler } from "./re-encrypt.js";
+import { rotationHandlers } from "./rotation.js";
 
 export interface KmsServiceDeps {
   readonly store: KeyStore;
   readonly keyRing: KeyRing;
   readonly rootKey: RootKey;
   readonly randomPool: RandomPool;
+  /** The request rules, for batch items (the interceptor checks whole requests). */
+  readonly validator: RequestValidator;
+  readonly logger: Logger;
   /** Reported as each key's realm (Huawei's region). */
   readonly realm: string;
   readonly now: () => number;
@@ -45,45 +43,10 @@ const SUPPORTED_ORIGIN = "kms";
  */
 export function createKmsService(deps: KmsServiceDeps): ServiceImpl<typeof KmsService> {
   const { store, keyRing, rootKey, randomPool, realm, now } = deps;
-
-  async function existingKey(projectId: string, keyId: string): Promise<KeyRecord> {
-    const key = await store.getKey(projectId, keyId);
-    if (key === undefined) throw keyNotFound(keyId);
-    return key;
-  }
-
-  async function changeKey(
-    projectId: string,
-    keyId: string,
-    decide: (key: KeyRecord) => KeyPatch,
-  ): Promise<KeyRecord> {
-    const key = await store.updateKey(projectId, keyId, decide);
-    if (key === undefined) throw keyNotFound(keyId);
-    keyRing.update(key);
-    return key;
-  }
-
-  /** The key to decrypt a ciphertext with; every failure is KMS.2201 but the state errors. */
-  async function keyForCiphertext(
-    projectId: string,
-    header: CiphertextHeader,
-  ): Promise<{
-    key: RingKey;
-    versionKey: NonNullable<Awaited<ReturnType<KeyRing["versionKey"]>>>;
-  }> {
-    const key = await keyRing.get(projectId, header.keyId);
-    // A corrupted key id or version must read as a bad ciphertext, not as a
-    // missing key: the ciphertext is what the caller got wrong.
-    if (key === undefined) {
-      throw kmsError("KMS.2201", "cipher_text names a key that does not exist in this project");
-    }
-    keyStates.assertUsable(key.record);
-    const versionKey = await keyRing.versionKey(key, header.keyVersion);
-    if (versionKey === undefined) {
-      throw kmsError("KMS.2201", "cipher_text names a key version that does not exist");
-    }
-    return { key, versionKey };
-  }
+  const keys = createKeyAccess(store, keyRing);
+  const crypto = createKeyCrypto(keyRing, randomPool);
+  const encryptData = encryptDataHandler(crypto);
+  const decryptData = decryptDataHandler(crypto);
 
   return {
     async createKey(request) {
@@ -100,33 +63,23 @@ export function createKmsService(deps: KmsServiceDeps): ServiceImpl<typeof KmsSe
         throw unsupported(`origin ${origin} is not supported: kmsd generates all key material`);
       }
       const createdAt = now();
-      const key: KeyRecord = {
-        keyId: randomUUID(),
+      const key = newKeyRecord({
         projectId: request.projectId,
         alias: request.keyAlias,
         description: request.keyDescription,
-        keySpec,
-        keyUsage,
-        origin,
         enterpriseProjectId: request.enterpriseProjectId || "0",
-        state: KeyState.Enabled,
         createdAt,
-        deletionAt: null,
-        primaryVersion: 1,
-      };
+      });
       try {
         await store.createKey(key, createKeyVersion(rootKey, key.keyId, 1, createdAt));
       } catch (error) {
-        if (error instanceof AliasTakenError) {
-          throw kmsError("KMS.0308", error.message, { connectCode: Code.AlreadyExists });
-        }
-        throw error;
+        throw aliasError(error);
       }
       return { keyInfo: { keyId: key.keyId, domainId: key.projectId } };
     },
 
     async describeKey(request) {
-      const key = await existingKey(request.projectId, request.keyId);
+      const key = await keys.existingKey(request.projectId, request.keyId);
       return { keyInfo: keyInfo(key, realm) };
     },
 
@@ -156,90 +109,49 @@ export function createKmsService(deps: KmsServiceDeps): ServiceImpl<typeof KmsSe
     },
 
     async enableKey(request) {
-      const key = await changeKey(request.projectId, request.keyId, keyStates.enable);
+      const key = await keys.changeKey(request.projectId, request.keyId, keyStates.enable);
       return { keyInfo: { keyId: key.keyId, keyState: key.state } };
     },
 
     async disableKey(request) {
-      const key = await changeKey(request.projectId, request.keyId, keyStates.disable);
+      const key = await keys.changeKey(request.projectId, request.keyId, keyStates.disable);
       return { keyInfo: { keyId: key.keyId, keyState: key.state } };
     },
 
     async scheduleKeyDeletion(request) {
       const decide = keyStates.scheduleDeletion(Number(request.pendingDays), now());
-      const key = await changeKey(request.projectId, request.keyId, decide);
+      const key = await keys.changeKey(request.projectId, request.keyId, decide);
       return { keyId: key.keyId, keyState: key.state };
     },
 
     async cancelKeyDeletion(request) {
-      const key = await changeKey(request.projectId, request.keyId, keyStates.cancelDeletion);
+      const key = await keys.changeKey(request.projectId, request.keyId, keyStates.cancelDeletion);
       return { keyId: key.keyId, keyState: key.state };
     },
 
-    async encryptData(request) {
-      const key = await keyRing.get(request.projectId, request.keyId);
-      if (key === undefined) throw keyNotFound(request.keyId);
-      keyStates.assertUsable(key.record);
-      const version = key.record.primaryVersion;
-      const versionKey = await keyRing.versionKey(key, version);
-      if (versionKey === undefined) {
-        throw kmsError("KMS.0102", `key ${key.record.keyId} has lost version ${version}`);
-      }
-      const ciphertext = sealCiphertext({
-        keyId: key.record.keyId,
-        keyVersion: version,
-        versionKey,
-        plaintext: Buffer.from(request.plainText, "utf8"),
-        context: request.encryptionContext,
-        randomness: randomPool.take(RANDOMNESS_LENGTH),
+    async updateKeyAlias(request) {
+      const key = await keys.changeKey(request.projectId, request.keyId, (current) => {
+        keyStates.assertNotPendingDeletion(current);
+        return { alias: request.keyAlias };
       });
-      return { keyId: key.record.keyId, cipherText: ciphertext.toString("base64") };
+      return { keyInfo: { keyId: key.keyId, keyAlias: key.alias } };
     },
 
-    async decryptData(request) {
-      const ciphertext = Buffer.from(request.cipherText, "base64");
-      // Node's decoder is lenient (missing padding, text after "="): accept
-      // only the one canonical encoding of a ciphertext.
-      if (ciphertext.toString("base64") !== request.cipherText) {
-        throw kmsError("KMS.2201", "cipher_text is not canonical base64 (RFC 4648, padded)");
-      }
-      const header = readHeader(ciphertext);
-      if (request.keyId !== "" && request.keyId !== header.keyId) {
-        throw kmsError("KMS.2201", `cipher_text was not encrypted under key ${request.keyId}`);
-      }
-      const { key, versionKey } = await keyForCiphertext(request.projectId, header);
-      let plaintext: Buffer;
-      try {
-        plaintext = openCiphertext(ciphertext, header, {
-          versionKey,
-          context: request.encryptionContext,
-        });
-      } catch (error) {
-        throw asCiphertextError(error);
-      }
-      return {
-        keyId: key.record.keyId,
-        plainText: plaintext.toString("utf8"),
-        plainTextBase64: plaintext.toString("base64"),
-      };
+    async updateKeyDescription(request) {
+      const key = await keys.changeKey(request.projectId, request.keyId, (current) => {
+        keyStates.assertNotPendingDeletion(current);
+        return { description: request.keyDescription };
+      });
+      return { keyInfo: { keyId: key.keyId, keyDescription: key.description } };
     },
+
+    encryptData,
+    decryptData,
+    reEncrypt: reEncryptHandler(crypto),
+    ...dataKeyHandlers(crypto),
+    ...rotationHandlers({ keys, store, keyRing, makeVersion: keyVersionMaker(rootKey), now }),
+    ...batchHandlers({ validator: deps.validator, encryptData, decryptData, logger: deps.logger }),
   };
-}
-
-function readHeader(ciphertext: Buffer): CiphertextHeader {
-  try {
-    return readCiphertextHeader(ciphertext);
-  } catch (error) {
-    throw asCiphertextError(error);
-  }
-}
-
-function asCiphertextError(error: unknown): unknown {
-  return error instanceof CiphertextError ? kmsError("KMS.2201", error.message) : error;
-}
-
-function keyNotFound(keyId: string) {
-  return kmsError("KMS.0207", `key ${keyId} does not exist`);
 }
 
 function unsupported(message: string) {

@@ -5,7 +5,7 @@
  * REQUESTS). Every call is signed with an access key: REST with Huawei's
  * SDK signer, gRPC the documented way.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type DescMethod, getOption, type JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -78,6 +78,40 @@ const REQUESTS: Readonly<Record<string, RequestSpec>> = {
       );
     },
   },
+  UpdateKeyRotationInterval: {
+    build: (f) => ({ project_id: f.projectId, key_id: f.keyId, rotation_interval: 30 }),
+    prepare: async (call, f) => {
+      expectSuccess(await call("EnableKeyRotation", { project_id: f.projectId, key_id: f.keyId }));
+    },
+  },
+  EncryptDatakey: {
+    build: (f) => {
+      const dataKey = Buffer.alloc(32, 5);
+      const digest = createHash("sha256").update(dataKey).digest();
+      return {
+        project_id: f.projectId,
+        key_id: f.keyId,
+        plain_text: Buffer.concat([dataKey, digest]).toString("hex"),
+        datakey_plain_length: "32",
+      };
+    },
+  },
+  // The fixture's ciphertext, of the 3 bytes "iso", in hex: a data key of 3 bytes.
+  DecryptDatakey: {
+    build: (f) => ({
+      project_id: f.projectId,
+      key_id: f.keyId,
+      cipher_text: Buffer.from(f.cipherText, "base64").toString("hex"),
+      datakey_cipher_length: "3",
+    }),
+  },
+  GenRandom: { build: (f) => ({ project_id: f.projectId, random_data_length: "256" }) },
+  BatchEncryptData: {
+    build: (f) => ({ project_id: f.projectId, items: [{ key_id: f.keyId, plain_text: "iso" }] }),
+  },
+  BatchDecryptData: {
+    build: (f) => ({ project_id: f.projectId, items: [{ cipher_text: f.cipherText }] }),
+  },
 };
 
 /** Values for fields by name, for methods REQUESTS does not list. */
@@ -99,8 +133,15 @@ function requestOf(method: DescMethod, f: Fixture): JsonObject {
   return (REQUESTS[method.name]?.build ?? ((fixture) => genericRequest(method, fixture)))(f);
 }
 
-/** How the request names a key: by key id (KMS.0207 when absent), by ciphertext, or not at all. */
-function addressing(request: JsonObject, keyId: string): "key-id" | "cipher-text" | "none" {
+/**
+ * How the request names a key: by key id (KMS.0207 when absent), by
+ * ciphertext, in the items of a batch, or not at all.
+ */
+function addressing(
+  request: JsonObject,
+  keyId: string,
+): "key-id" | "cipher-text" | "batch" | "none" {
+  if (Array.isArray(request.items)) return "batch";
   const values = Object.entries(request);
   if (values.some(([name, value]) => name.endsWith("key_id") && value === keyId)) return "key-id";
   if (values.some(([name]) => name === "cipher_text")) return "cipher-text";
@@ -193,7 +234,7 @@ function expectRefused(outcome: Outcome, status: string, code: string): void {
 }
 
 /** The answer with every occurrence of the key id replaced, to compare answers about two keys. */
-function withoutKeyId(outcome: Outcome, keyId: string): unknown {
+function withoutKeyId(outcome: unknown, keyId: string): unknown {
   return JSON.parse(JSON.stringify(outcome).replaceAll(keyId, "<key id>"));
 }
 
@@ -252,6 +293,22 @@ describe.each(transports)("isolation over $name", (transport) => {
           requestOf(method, { ...inB, keyId: UNKNOWN_KEY_ID }),
         );
         expect(withoutKeyId(foreign, a.keyId)).toEqual(withoutKeyId(unknown, UNKNOWN_KEY_ID));
+      } else if (kind === "batch") {
+        // A batch succeeds; its item answers as the single call would, and
+        // says no more about A's key than about a key that does not exist.
+        const item = (outcome: Outcome) => (expectSuccess(outcome).items as JsonObject[])[0];
+        const unknown = await adminB(
+          method.name,
+          requestOf(method, {
+            ...inB,
+            keyId: UNKNOWN_KEY_ID,
+            cipherText: cipherOfUnknownKey(a.cipherText),
+          }),
+        );
+        expect(item(foreign)?.error, JSON.stringify(foreign)).toBeDefined();
+        expect(withoutKeyId(item(foreign), a.keyId)).toEqual(
+          withoutKeyId(item(unknown), UNKNOWN_KEY_ID),
+        );
       } else if (kind === "cipher-text") {
         expect(foreign.ok, JSON.stringify(foreign)).toBe(false);
         const unknown = await adminB(

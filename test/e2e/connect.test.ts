@@ -35,6 +35,7 @@ import {
   UNKNOWN_KEY_ID,
   UUID,
 } from "./grpc-cases.js";
+import { describeSymmetricCases } from "./symmetric-cases.js";
 
 let kmsd: RunningKmsd;
 let tokens: ProjectTokens;
@@ -187,6 +188,7 @@ describe.each(transports)("kms.v1.KmsService over $name", ({ prefix, create }) =
 
   describeRpcCases(() => kit);
   describeErrorCases(() => kit);
+  describeSymmetricCases(() => kit);
 
   it("the typed client speaks camelCase locally and Huawei's fields on the wire", async () => {
     const projectId = kit.project();

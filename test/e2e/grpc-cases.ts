@@ -10,8 +10,10 @@ import { describe, expect, it } from "vitest";
 import type { KmsMethod } from "../support/grpc-client.js";
 import { type RunningKmsd, testToken } from "../support/kmsd.js";
 
-/** A request as Huawei writes it: proto field names, string or map values. */
-export type KmsRequest = { [field: string]: string | { [key: string]: string } };
+/** A request as Huawei writes it: proto field names; strings, numbers, maps or batch items. */
+export type KmsRequest = {
+  [field: string]: string | number | { [key: string]: string } | KmsRequest[];
+};
 /** A response as Huawei writes it: proto field names, every field present. */
 export type KmsReply = { [field: string]: unknown };
 
@@ -114,6 +116,11 @@ export class ProjectTokens {
   /** An admin token of the project, issued on first use. */
   for(project: string): Promise<string> {
     return testToken(this.kmsd.config, project);
+  }
+
+  /** A token of the project with the least role (may use keys, not manage them). */
+  userFor(project: string): Promise<string> {
+    return testToken(this.kmsd.config, project, "user");
   }
 
   /**

@@ -1,11 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AliasTakenError, type KeyRecord, KeyState, type Store } from "../../src/keystore/types.js";
+import {
+  AliasTakenError,
+  type KeyRecord,
+  KeyState,
+  type MakeKeyVersion,
+  type Store,
+} from "../../src/keystore/types.js";
 import { describeAccessContract } from "./access-contract.js";
 import { describeAuditContract } from "./audit-contract.js";
 import {
   makeAuditEntry,
   makeCredential,
   makeKey,
+  makeNextVersion,
   makeToken,
   makeVersion,
   P1,
@@ -371,6 +378,262 @@ export function describeStoreContract(
         await store.destroyDueKeys(1);
         const again = await create({ alias: "gone" });
         expect(await store.getKey(P1, again.keyId)).toEqual(again);
+      });
+    });
+
+    describe("rotation", () => {
+      const DAY = 24 * 60 * 60 * 1000;
+      const NOW = 1_800_000_000_000;
+
+      /** makeNextVersion, remembering each call. */
+      function recordingMaker() {
+        const calls: [string, number, number][] = [];
+        const make: MakeKeyVersion = (keyId, version, now) => {
+          calls.push([keyId, version, now]);
+          return makeNextVersion(keyId, version, now);
+        };
+        return { make, calls };
+      }
+
+      it("round-trips the rotation fields of a created key", async () => {
+        const key = await create({
+          rotationEnabled: true,
+          rotationIntervalDays: 30,
+          lastRotationAt: 1_700_000_000_999,
+          rotationCount: 4,
+          nextRotationAt: 1_700_000_000_999 + 30 * DAY,
+          primaryVersion: 5,
+        });
+        expect(await store.getKey(P1, key.keyId)).toEqual(key);
+      });
+
+      it("updateKey changes the rotation settings and records a change", async () => {
+        const key = await create();
+        const seq = await store.latestChangeSeq();
+        const updated = await store.updateKey(P1, key.keyId, () => ({
+          rotationEnabled: true,
+          rotationIntervalDays: 90,
+          nextRotationAt: NOW,
+        }));
+        const expected = {
+          ...key,
+          rotationEnabled: true,
+          rotationIntervalDays: 90,
+          nextRotationAt: NOW,
+        };
+        expect(updated).toEqual(expected);
+        expect(await store.getKey(P1, key.keyId)).toEqual(expected);
+        expect((await store.changesSince(seq)).map((c) => [c.kind, c.keyId])).toEqual([
+          ["key", key.keyId],
+        ]);
+
+        const off = await store.updateKey(P1, key.keyId, () => ({
+          rotationEnabled: false,
+          nextRotationAt: null,
+        }));
+        expect(off).toEqual({ ...expected, rotationEnabled: false, nextRotationAt: null });
+        expect(await store.getKey(P1, key.keyId)).toEqual(off);
+      });
+
+      describe("rotateKey", () => {
+        it("adds the next version, makes it primary and records when and how often", async () => {
+          const key = await create({
+            rotationEnabled: true,
+            rotationIntervalDays: 30,
+            nextRotationAt: 1,
+          });
+          const seq = await store.latestChangeSeq();
+          const { make, calls } = recordingMaker();
+          let seen: KeyRecord | undefined;
+
+          const rotated = await store.rotateKey(P1, key.keyId, NOW, make, (current) => {
+            seen = current;
+          });
+
+          const expected: KeyRecord = {
+            ...key,
+            primaryVersion: 2,
+            lastRotationAt: NOW,
+            rotationCount: 1,
+            nextRotationAt: NOW + 30 * DAY,
+          };
+          expect(seen).toEqual(key);
+          expect(calls).toEqual([[key.keyId, 2, NOW]]);
+          expect(rotated).toEqual(expected);
+          expect(await store.getKey(P1, key.keyId)).toEqual(expected);
+          expect(await store.getKeyVersion(key.keyId, 2)).toEqual(
+            makeNextVersion(key.keyId, 2, NOW),
+          );
+          // The old version stays: its ciphertexts must keep decrypting.
+          expect(await store.getKeyVersion(key.keyId, 1)).toEqual(makeVersion(key));
+          expect(
+            (await store.changesSince(seq)).map((c) => [c.kind, c.projectId, c.keyId]),
+          ).toEqual([["key", P1, key.keyId]]);
+        });
+
+        it("leaves nextRotationAt null when automatic rotation is off", async () => {
+          const key = await create();
+          const rotated = await store.rotateKey(P1, key.keyId, NOW, makeNextVersion);
+          expect(rotated).toMatchObject({
+            primaryVersion: 2,
+            rotationCount: 1,
+            nextRotationAt: null,
+          });
+        });
+
+        it("keeps every version through successive rotations", async () => {
+          const key = await create();
+          for (let i = 1; i <= 4; i++) {
+            await store.rotateKey(P1, key.keyId, NOW + i, makeNextVersion);
+          }
+          expect(await store.getKey(P1, key.keyId)).toMatchObject({
+            primaryVersion: 5,
+            rotationCount: 4,
+            lastRotationAt: NOW + 4,
+          });
+          for (let version = 2; version <= 5; version++) {
+            expect(await store.getKeyVersion(key.keyId, version)).toEqual(
+              makeNextVersion(key.keyId, version, NOW + version - 1),
+            );
+          }
+          expect(await store.getKeyVersion(key.keyId, 6)).toBeUndefined();
+        });
+
+        it("answers undefined without calling check or makeVersion for a missing or foreign key", async () => {
+          const foreign = await create({ projectId: P2 });
+          const seq = await store.latestChangeSeq();
+          const { make, calls } = recordingMaker();
+          let checks = 0;
+          const check = () => {
+            checks += 1;
+          };
+          expect(await store.rotateKey(P1, foreign.keyId, NOW, make, check)).toBeUndefined();
+          expect(await store.rotateKey(P1, "no-such-key", NOW, make, check)).toBeUndefined();
+          expect({ checks, calls }).toEqual({ checks: 0, calls: [] });
+          expect(await store.getKey(P2, foreign.keyId)).toEqual(foreign);
+          expect(await store.getKeyVersion(foreign.keyId, 2)).toBeUndefined();
+          expect(await store.latestChangeSeq()).toBe(seq);
+        });
+
+        it("rolls back and rethrows the same error when check throws", async () => {
+          const key = await create();
+          const seq = await store.latestChangeSeq();
+          const refused = new Error("key is disabled");
+          const { make, calls } = recordingMaker();
+
+          const error = await store
+            .rotateKey(P1, key.keyId, NOW, make, () => {
+              throw refused;
+            })
+            .catch((e) => e);
+
+          expect(error).toBe(refused);
+          expect(calls).toEqual([]);
+          expect(await store.getKey(P1, key.keyId)).toEqual(key);
+          expect(await store.getKeyVersion(key.keyId, 2)).toBeUndefined();
+          expect(await store.latestChangeSeq()).toBe(seq);
+        });
+      });
+
+      describe("rotateDueKeys", () => {
+        it("rotates only enabled keys whose rotation is on and due, and advances their schedule", async () => {
+          const due = await create({
+            rotationEnabled: true,
+            rotationIntervalDays: 30,
+            nextRotationAt: NOW - DAY,
+          });
+          const dueNow = await create({
+            projectId: P2,
+            rotationEnabled: true,
+            rotationIntervalDays: 365,
+            nextRotationAt: NOW,
+          });
+          const later = await create({ rotationEnabled: true, nextRotationAt: NOW + 1 });
+          const off = await create();
+          const disabled = await create({
+            state: KeyState.Disabled,
+            rotationEnabled: true,
+            nextRotationAt: NOW - DAY,
+          });
+          const pending = await create({
+            state: KeyState.PendingDeletion,
+            deletionAt: NOW + DAY,
+            rotationEnabled: true,
+            nextRotationAt: NOW - DAY,
+          });
+          const seq = await store.latestChangeSeq();
+
+          const rotated = await store.rotateDueKeys(NOW, makeNextVersion, 100);
+
+          // Most overdue first; the schedule restarts from this rotation, not the missed date.
+          expect(rotated).toEqual([
+            {
+              ...due,
+              primaryVersion: 2,
+              lastRotationAt: NOW,
+              rotationCount: 1,
+              nextRotationAt: NOW + 30 * DAY,
+            },
+            {
+              ...dueNow,
+              primaryVersion: 2,
+              lastRotationAt: NOW,
+              rotationCount: 1,
+              nextRotationAt: NOW + 365 * DAY,
+            },
+          ]);
+          for (const key of rotated) {
+            expect(await store.getKey(key.projectId, key.keyId)).toEqual(key);
+            expect(await store.getKeyVersion(key.keyId, 2)).toEqual(
+              makeNextVersion(key.keyId, 2, NOW),
+            );
+          }
+          for (const untouched of [later, off, disabled, pending]) {
+            expect(await store.getKey(untouched.projectId, untouched.keyId)).toEqual(untouched);
+            expect(await store.getKeyVersion(untouched.keyId, 2)).toBeUndefined();
+          }
+          expect((await store.changesSince(seq)).map((c) => [c.projectId, c.keyId])).toEqual([
+            [P1, due.keyId],
+            [P2, dueNow.keyId],
+          ]);
+          expect(await store.rotateDueKeys(NOW, makeNextVersion, 100)).toEqual([]);
+        });
+
+        it("rotates at most `limit` keys per call, most overdue first", async () => {
+          const keys: KeyRecord[] = [];
+          for (let i = 0; i < 5; i++) {
+            keys.push(await create({ rotationEnabled: true, nextRotationAt: NOW - (5 - i) * DAY }));
+          }
+          const first = await store.rotateDueKeys(NOW, makeNextVersion, 2);
+          const second = await store.rotateDueKeys(NOW, makeNextVersion, 2);
+          const third = await store.rotateDueKeys(NOW, makeNextVersion, 2);
+          expect([first, second, third].map((batch) => batch.map((k) => k.keyId))).toEqual([
+            [keys[0]?.keyId, keys[1]?.keyId],
+            [keys[2]?.keyId, keys[3]?.keyId],
+            [keys[4]?.keyId],
+          ]);
+          expect(await store.rotateDueKeys(NOW, makeNextVersion, 2)).toEqual([]);
+        });
+
+        it("rotates nothing when making a version fails", async () => {
+          const a = await create({ rotationEnabled: true, nextRotationAt: NOW - 2 });
+          const b = await create({ rotationEnabled: true, nextRotationAt: NOW - 1 });
+          const seq = await store.latestChangeSeq();
+          const failure = new Error("root key unavailable");
+          let made = 0;
+          const flaky: MakeKeyVersion = (keyId, version, now) => {
+            made += 1;
+            if (made === 2) throw failure;
+            return makeNextVersion(keyId, version, now);
+          };
+
+          await expect(store.rotateDueKeys(NOW, flaky, 100)).rejects.toBe(failure);
+
+          expect(await store.getKey(P1, a.keyId)).toEqual(a);
+          expect(await store.getKey(P1, b.keyId)).toEqual(b);
+          expect(await store.getKeyVersion(a.keyId, 2)).toBeUndefined();
+          expect(await store.latestChangeSeq()).toBe(seq);
+        });
       });
     });
 

@@ -37,6 +37,11 @@ export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
     createdAt: 1_700_000_000_000 + nextId,
     deletionAt: null,
     primaryVersion: 1,
+    rotationEnabled: false,
+    rotationIntervalDays: 365,
+    lastRotationAt: null,
+    rotationCount: 0,
+    nextRotationAt: null,
     ...overrides,
   };
 }
@@ -48,6 +53,17 @@ export function makeVersion(key: KeyRecord, version = key.primaryVersion): KeyVe
     wrappedMaterial: new Uint8Array([version, 0, 255, 1, 2, 3, key.keyId.length]),
     rootKeyId: "root-fingerprint-1",
     createdAt: key.createdAt,
+  };
+}
+
+/** A makeVersion for the store's rotations: material that names its key, version and time. */
+export function makeNextVersion(keyId: string, version: number, now: number): KeyVersionRecord {
+  return {
+    keyId,
+    version,
+    wrappedMaterial: new Uint8Array([version % 256, 7, ...Buffer.from(String(now))]),
+    rootKeyId: "root-fingerprint-1",
+    createdAt: now,
   };
 }
 

@@ -20,6 +20,7 @@ import {
   makeAuditEntry,
   makeCredential,
   makeKey,
+  makeNextVersion,
   makeVersion,
   testChain,
 } from "./fixtures.js";
@@ -248,7 +249,9 @@ describe("SQLite key store", () => {
 
       const store = await openStore();
 
-      expect(migrationRows(store.path).map((r) => r.version)).toEqual([1, 2]);
+      expect(migrationRows(store.path).map((r) => r.version)).toEqual(
+        MIGRATIONS.map((m) => m.version),
+      );
       expect(await store.getKey(key.projectId, key.keyId)).toEqual(key);
       expect(await store.getKeyVersion(key.keyId, 1)).toEqual(makeVersion(key));
       expect(await store.changesSince(0)).toEqual([
@@ -311,6 +314,57 @@ describe("SQLite key store", () => {
         insertAudit.run(1, "{}");
         expect(() => insertAudit.run(2, "[]")).toThrow(/CHECK/);
         expect(() => insertAudit.run(1, "{}")).toThrow(/UNIQUE|PRIMARY/);
+      });
+    });
+
+    it("3 upgrades a store created at 2: existing keys get rotation off, 365 days, never rotated", async () => {
+      const path = join(dir, "kmsd.db");
+      const key = makeKey({ primaryVersion: 1 });
+      const db = new Database(path);
+      try {
+        db.pragma("journal_mode = WAL");
+        expect(migrate(db, MIGRATIONS.slice(0, 2))).toEqual([1, 2]);
+        insertVersion1Key(db, key);
+      } finally {
+        db.close();
+      }
+
+      const store = await openStore();
+
+      expect(await store.getKey(key.projectId, key.keyId)).toEqual({
+        ...key,
+        rotationEnabled: false,
+        rotationIntervalDays: 365,
+        lastRotationAt: null,
+        rotationCount: 0,
+        nextRotationAt: null,
+      });
+      const rotated = await store.rotateKey(key.projectId, key.keyId, 5, makeNextVersion);
+      expect(rotated).toMatchObject({ primaryVersion: 2, rotationCount: 1, lastRotationAt: 5 });
+    });
+
+    it("3 indexes due rotations and keeps next_rotation_at set exactly while rotation is on", async () => {
+      const store = await openStore();
+      const key = makeKey();
+      await store.createKey(key, makeVersion(key));
+      withRawDb(store.path, (db) => {
+        expect(indexColumns(db, "keys")).toMatchObject({
+          keys_next_rotation_at: ["next_rotation_at"],
+        });
+        const set = (sql: string) => () =>
+          db.prepare(`UPDATE keys SET ${sql} WHERE key_id = ?`).run(key.keyId);
+        expect(set("rotation_enabled = 1")).toThrow(/CHECK/);
+        expect(set("next_rotation_at = 5")).toThrow(/CHECK/);
+        expect(set("rotation_enabled = 2, next_rotation_at = 5")).toThrow(/CHECK/);
+        expect(set("rotation_interval_days = 29")).toThrow(/CHECK/);
+        expect(set("rotation_interval_days = 366")).toThrow(/CHECK/);
+        expect(set("rotation_count = -1")).toThrow(/CHECK/);
+        set("rotation_enabled = 1, next_rotation_at = 5, rotation_interval_days = 30")();
+      });
+      expect(await store.getKey(key.projectId, key.keyId)).toMatchObject({
+        rotationEnabled: true,
+        nextRotationAt: 5,
+        rotationIntervalDays: 30,
       });
     });
 
@@ -446,6 +500,32 @@ describe("SQLite key store", () => {
       expect((await store.getKey(key.projectId, key.keyId))?.description).toBe(String(2 * n));
     }, 60_000);
 
+    it("rotate each due key exactly once when both sweep at the same time", async () => {
+      const store = await openStore();
+      const ids: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        const key = makeKey({ rotationEnabled: true, nextRotationAt: 10 + i });
+        await store.createKey(key, makeVersion(key));
+        ids.push(key.keyId);
+      }
+
+      const results = await runChildren(store, 2, { action: "rotate" });
+
+      const all = results.flatMap((r) => (Array.isArray(r) ? r : []));
+      expect([...all].sort()).toEqual([...ids].sort());
+      expect(new Set(all).size).toBe(ids.length);
+      // Unless both children rotated some keys, the test proved nothing.
+      expect(results.map((r) => (Array.isArray(r) ? r.length : 0))).not.toContain(0);
+      for (const id of ids) {
+        expect(await store.getKey("project-1", id)).toMatchObject({
+          primaryVersion: 2,
+          rotationCount: 1,
+          lastRotationAt: 1000,
+        });
+        expect(await store.getKeyVersion(id, 3)).toBeUndefined();
+      }
+    }, 60_000);
+
     it("destroy each due key exactly once when both sweep at the same time", async () => {
       const store = await openStore();
       const ids: string[] = [];
@@ -507,6 +587,16 @@ if (task.action === "increment") {
     await new Promise((r) => setTimeout(r, 1));
   }
   result = task.n;
+} else if (task.action === "rotate") {
+  const { makeNextVersion } = await import(process.env.KMSD_FIXTURES_MODULE);
+  // Small batches, so the children take turns at the write lock.
+  result = [];
+  for (;;) {
+    const rotated = await store.rotateDueKeys(1000, makeNextVersion, 5);
+    if (rotated.length === 0) break;
+    result.push(...rotated.map((key) => key.keyId));
+    await new Promise((r) => setTimeout(r, 5));
+  }
 } else {
   result = await store.destroyDueKeys(1000);
 }

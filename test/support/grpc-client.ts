@@ -27,6 +27,21 @@ export const KMS_METHODS = [
   "CancelKeyDeletion",
   "EncryptData",
   "DecryptData",
+  "EnableKeyRotation",
+  "DisableKeyRotation",
+  "GetKeyRotationStatus",
+  "UpdateKeyRotationInterval",
+  "RotateOnDemand",
+  "CreateDatakey",
+  "CreateDatakeyWithoutPlaintext",
+  "EncryptDatakey",
+  "DecryptDatakey",
+  "GenRandom",
+  "ReEncrypt",
+  "UpdateKeyAlias",
+  "UpdateKeyDescription",
+  "BatchEncryptData",
+  "BatchDecryptData",
 ] as const;
 export type KmsMethod = (typeof KMS_METHODS)[number];
 

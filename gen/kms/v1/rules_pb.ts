@@ -11,12 +11,13 @@ import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
  * Describes the file kms/v1/rules.proto.
  */
 export const file_kms_v1_rules: GenFile = /*@__PURE__*/
-  fileDesc("ChJrbXMvdjEvcnVsZXMucHJvdG8SBmttcy52MSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAI6UQoMbWluaW11bV9yb2xlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYlowDIAEoDjIMLmttcy52MS5Sb2xlUgttaW5pbXVtUm9sZTpLChFodWF3ZWlfZXJyb3JfY29kZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjYwDIAEoCVIPaHVhd2VpRXJyb3JDb2RlOkcKD21heF90b3RhbF9ieXRlcxIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjowDIAEoDVINbWF4VG90YWxCeXRlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChJrbXMvdjEvcnVsZXMucHJvdG8SBmttcy52MSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAI6UQoMbWluaW11bV9yb2xlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYlowDIAEoDjIMLmttcy52MS5Sb2xlUgttaW5pbXVtUm9sZTpMChFtYXhfcmVxdWVzdF9ieXRlcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGJeMAyABKA1SD21heFJlcXVlc3RCeXRlczpLChFodWF3ZWlfZXJyb3JfY29kZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjYwDIAEoCVIPaHVhd2VpRXJyb3JDb2RlOkcKD21heF90b3RhbF9ieXRlcxIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjowDIAEoDVINbWF4VG90YWxCeXRlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * kmsd's own declarative request rules. buf.validate carries every rule it
- * can express; these options add the two things it cannot: the Huawei error
- * code a broken rule answers, and a limit on a map's total size.
+ * can express; these options add what it cannot: the Huawei error code a
+ * broken rule answers, a limit on a map's total size, who may call an RPC
+ * and how large its request may be.
  * Who may call an RPC. Roles are ordered: an admin may do whatever a user may.
  *
  * @generated from enum kms.v1.Role
@@ -59,6 +60,17 @@ export const minimum_role: GenExtension<MethodOptions, Role> = /*@__PURE__*/
   extDesc(file_kms_v1_rules, 0);
 
 /**
+ * The largest request this RPC accepts, in bytes, when that is more than
+ * the server's --max-body-bytes (batch RPCs). Every protocol enforces it:
+ * the REST body, the Connect body or the gRPC message. RPCs without it
+ * accept --max-body-bytes.
+ *
+ * @generated from extension: uint32 max_request_bytes = 50711;
+ */
+export const max_request_bytes: GenExtension<MethodOptions, number> = /*@__PURE__*/
+  extDesc(file_kms_v1_rules, 1);
+
+/**
  * The Huawei error code (e.g. "KMS.0205") answered when this field breaks
  * one of its rules. A required field that is missing answers KMS.0204
  * whatever this says.
@@ -66,7 +78,7 @@ export const minimum_role: GenExtension<MethodOptions, Role> = /*@__PURE__*/
  * @generated from extension: string huawei_error_code = 50701;
  */
 export const huawei_error_code: GenExtension<FieldOptions, string> = /*@__PURE__*/
-  extDesc(file_kms_v1_rules, 1);
+  extDesc(file_kms_v1_rules, 2);
 
 /**
  * For map<string, string> fields: the most bytes that all keys and values
@@ -76,5 +88,5 @@ export const huawei_error_code: GenExtension<FieldOptions, string> = /*@__PURE__
  * @generated from extension: uint32 max_total_bytes = 50702;
  */
 export const max_total_bytes: GenExtension<FieldOptions, number> = /*@__PURE__*/
-  extDesc(file_kms_v1_rules, 2);
+  extDesc(file_kms_v1_rules, 3);
 

@@ -125,6 +125,27 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_records_time ON audit_records (time);
     `,
   },
+  {
+    version: 3,
+    description: "key rotation settings and history",
+    up: `
+      -- Existing keys: rotation disabled, Huawei's default interval, never rotated.
+      ALTER TABLE keys ADD COLUMN rotation_enabled INTEGER NOT NULL DEFAULT 0
+        CHECK (rotation_enabled IN (0, 1));
+      ALTER TABLE keys ADD COLUMN rotation_interval_days INTEGER NOT NULL DEFAULT 365
+        CHECK (rotation_interval_days BETWEEN 30 AND 365);
+      ALTER TABLE keys ADD COLUMN last_rotation_at INTEGER;
+      ALTER TABLE keys ADD COLUMN rotation_count INTEGER NOT NULL DEFAULT 0
+        CHECK (rotation_count >= 0);
+      -- Set exactly while rotation is enabled: the sweep reads only this column.
+      ALTER TABLE keys ADD COLUMN next_rotation_at INTEGER
+        CHECK ((next_rotation_at IS NOT NULL) = (rotation_enabled = 1));
+
+      -- rotateDueKeys: only keys with rotation enabled carry a date.
+      CREATE INDEX keys_next_rotation_at ON keys (next_rotation_at)
+        WHERE next_rotation_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** The store was written by a newer kmsd; opening it could corrupt it. */

@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
 import type { AuditEntry, AuditHead, AuditQuery, AuditRecord } from "../audit-types.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
+import { nextRotationAt } from "../rotation-schedule.js";
 import {
   AliasTakenError,
   type KeyChange,
@@ -13,6 +14,7 @@ import {
   KeyState,
   type KeyVersionRecord,
   type ListKeysQuery,
+  type MakeKeyVersion,
   type Store,
 } from "../types.js";
 import { AccessTables } from "./access-tables.js";
@@ -89,6 +91,11 @@ interface KeyRow {
   created_at: number;
   deletion_at: number | null;
   primary_version: number;
+  rotation_enabled: number;
+  rotation_interval_days: number;
+  last_rotation_at: number | null;
+  rotation_count: number;
+  next_rotation_at: number | null;
 }
 
 interface VersionRow {
@@ -98,6 +105,21 @@ interface VersionRow {
   root_key_id: string;
   created_at: number;
 }
+
+type KeyParams = ReturnType<typeof keyParams>;
+
+type UpdateParams = Pick<
+  KeyParams,
+  | "state"
+  | "deletionAt"
+  | "alias"
+  | "description"
+  | "rotationEnabled"
+  | "rotationIntervalDays"
+  | "nextRotationAt"
+  | "projectId"
+  | "keyId"
+>;
 
 interface ListParams {
   projectId: string;
@@ -109,7 +131,8 @@ interface ListParams {
 }
 
 const KEY_COLUMNS = `key_id, project_id, alias, description, key_spec, key_usage, origin,
-  enterprise_project_id, state, created_at, deletion_at, primary_version`;
+  enterprise_project_id, state, created_at, deletion_at, primary_version, rotation_enabled,
+  rotation_interval_days, last_rotation_at, rotation_count, next_rotation_at`;
 
 const LIST_FILTER = `project_id = @projectId
   AND (@state IS NULL OR state = @state)
@@ -138,6 +161,11 @@ function toKeyRecord(row: KeyRow): KeyRecord {
     createdAt: row.created_at,
     deletionAt: row.deletion_at,
     primaryVersion: row.primary_version,
+    rotationEnabled: row.rotation_enabled === 1,
+    rotationIntervalDays: row.rotation_interval_days,
+    lastRotationAt: row.last_rotation_at,
+    rotationCount: row.rotation_count,
+    nextRotationAt: row.next_rotation_at,
   };
 }
 
@@ -166,6 +194,11 @@ function keyParams(key: KeyRecord) {
     createdAt: key.createdAt,
     deletionAt: key.deletionAt,
     primaryVersion: key.primaryVersion,
+    rotationEnabled: key.rotationEnabled ? 1 : 0,
+    rotationIntervalDays: key.rotationIntervalDays,
+    lastRotationAt: key.lastRotationAt,
+    rotationCount: key.rotationCount,
+    nextRotationAt: key.nextRotationAt,
   };
 }
 
@@ -177,16 +210,15 @@ function applyPatch(current: KeyRecord, patch: KeyPatch): KeyRecord {
     alias: patch.alias ?? current.alias,
     description: patch.description ?? current.description,
     deletionAt: patch.deletionAt !== undefined ? patch.deletionAt : current.deletionAt,
+    rotationEnabled: patch.rotationEnabled ?? current.rotationEnabled,
+    rotationIntervalDays: patch.rotationIntervalDays ?? current.rotationIntervalDays,
+    nextRotationAt:
+      patch.nextRotationAt !== undefined ? patch.nextRotationAt : current.nextRotationAt,
   };
 }
 
 function isEmptyPatch(patch: KeyPatch): boolean {
-  return (
-    patch.state === undefined &&
-    patch.alias === undefined &&
-    patch.description === undefined &&
-    patch.deletionAt === undefined
-  );
+  return Object.values(patch).every((value) => value === undefined);
 }
 
 /**
@@ -226,11 +258,23 @@ class SqliteStoreImpl implements SqliteStore {
       insertKey: db.prepare<ReturnType<typeof keyParams>>(
         `INSERT INTO keys (${KEY_COLUMNS}) VALUES (@keyId, @projectId, @alias, @description,
           @keySpec, @keyUsage, @origin, @enterpriseProjectId, @state, @createdAt, @deletionAt,
-          @primaryVersion)`,
+          @primaryVersion, @rotationEnabled, @rotationIntervalDays, @lastRotationAt,
+          @rotationCount, @nextRotationAt)`,
       ),
-      updateKey: db.prepare<[string, number | null, string, string, string, string]>(
-        `UPDATE keys SET state = ?, deletion_at = ?, alias = ?, description = ?
-          WHERE project_id = ? AND key_id = ?`,
+      updateKey: db.prepare<UpdateParams>(
+        `UPDATE keys SET state = @state, deletion_at = @deletionAt, alias = @alias,
+          description = @description, rotation_enabled = @rotationEnabled,
+          rotation_interval_days = @rotationIntervalDays, next_rotation_at = @nextRotationAt
+          WHERE project_id = @projectId AND key_id = @keyId`,
+      ),
+      recordRotation: db.prepare<[number, number, number, number | null, string]>(
+        `UPDATE keys SET primary_version = ?, last_rotation_at = ?, rotation_count = ?,
+          next_rotation_at = ? WHERE key_id = ?`,
+      ),
+      dueRotations: db.prepare<[number, number], KeyRow>(
+        `SELECT ${KEY_COLUMNS} FROM keys
+          WHERE next_rotation_at <= ? AND rotation_enabled = 1 AND state = '${KeyState.Enabled}'
+          ORDER BY next_rotation_at, key_id LIMIT ?`,
       ),
       insertVersion: db.prepare<[string, number, Uint8Array, string, number]>(
         `INSERT INTO key_versions (key_id, version, wrapped_material, root_key_id, created_at)
@@ -351,14 +395,18 @@ class SqliteStoreImpl implements SqliteStore {
       if (isEmptyPatch(patch)) return current;
       const next = applyPatch(current, patch);
       try {
-        this.#sql.updateKey.run(
-          next.state,
-          next.deletionAt,
-          next.alias,
-          next.description,
+        const params = keyParams(next);
+        this.#sql.updateKey.run({
+          state: params.state,
+          deletionAt: params.deletionAt,
+          alias: params.alias,
+          description: params.description,
+          rotationEnabled: params.rotationEnabled,
+          rotationIntervalDays: params.rotationIntervalDays,
+          nextRotationAt: params.nextRotationAt,
           projectId,
           keyId,
-        );
+        });
       } catch (error) {
         this.#checkAlias(error, projectId, next.alias);
       }
@@ -379,6 +427,70 @@ class SqliteStoreImpl implements SqliteStore {
       }
       return due.map((row) => row.key_id);
     });
+  }
+
+  async rotateKey(
+    projectId: string,
+    keyId: string,
+    now: number,
+    makeVersion: MakeKeyVersion,
+    check?: (current: KeyRecord) => void,
+  ): Promise<KeyRecord | undefined> {
+    return this.#write(() => {
+      const row = this.#sql.getKey.get(projectId, keyId);
+      if (row === undefined) return undefined;
+      const current = toKeyRecord(row);
+      check?.(current);
+      return this.#rotate(current, now, makeVersion);
+    });
+  }
+
+  async rotateDueKeys(
+    now: number,
+    makeVersion: MakeKeyVersion,
+    limit: number,
+  ): Promise<KeyRecord[]> {
+    // Selected and rotated under one write lock: another sweeper waits for
+    // it, then finds these keys no longer due.
+    return this.#write(() =>
+      this.#sql.dueRotations
+        .all(now, limit)
+        .map((row) => this.#rotate(toKeyRecord(row), now, makeVersion)),
+    );
+  }
+
+  /** Adds the next version and makes it primary; runs inside the caller's write transaction. */
+  #rotate(current: KeyRecord, now: number, makeVersion: MakeKeyVersion): KeyRecord {
+    const version = current.primaryVersion + 1;
+    const made = makeVersion(current.keyId, version, now);
+    if (made.keyId !== current.keyId || made.version !== version) {
+      throw new Error(`makeVersion returned ${made.keyId} v${made.version}, not v${version}`);
+    }
+    this.#sql.insertVersion.run(
+      made.keyId,
+      made.version,
+      made.wrappedMaterial,
+      made.rootKeyId,
+      made.createdAt,
+    );
+    const rotated: KeyRecord = {
+      ...current,
+      primaryVersion: version,
+      lastRotationAt: now,
+      rotationCount: current.rotationCount + 1,
+      nextRotationAt: current.rotationEnabled
+        ? nextRotationAt(now, current.rotationIntervalDays)
+        : null,
+    };
+    this.#sql.recordRotation.run(
+      version,
+      now,
+      rotated.rotationCount,
+      rotated.nextRotationAt,
+      current.keyId,
+    );
+    this.#recordChange(current.projectId, current.keyId);
+    return rotated;
   }
 
   async changesSince(afterSeq: number): Promise<KeyChange[]> {

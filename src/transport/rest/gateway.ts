@@ -6,6 +6,7 @@ import { type CallInfo, callInfoKey } from "../call-info.js";
 import { headersFromNode, messageFromJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { BodyTooLargeError, type NodeRequest, readBody } from "../read-body.js";
+import { maxRequestBytes } from "../request-limits.js";
 import type { UnaryInvoker } from "../unary-invoker.js";
 import { type NodeResponse, writeHuaweiError, writeJson } from "./huawei-response.js";
 import type { RestRoute, RouteTable } from "./route-table.js";
@@ -13,7 +14,10 @@ import type { RestRoute, RouteTable } from "./route-table.js";
 export interface RestGatewayOptions {
   readonly routes: RouteTable;
   readonly invoke: UnaryInvoker;
-  /** Largest request body read, in bytes; larger ones answer KMS.0203. */
+  /**
+   * Largest request body read, in bytes, unless the route's RPC declares a
+   * larger (kms.v1.max_request_bytes); larger ones answer KMS.0203.
+   */
   readonly maxBodyBytes: number;
   /** Told of every request refused before it reached an RPC (for the audit trail). */
   readonly onRejected: (call: CallInfo, projectId: string, code: string) => void;
@@ -54,7 +58,7 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
     }
     const { route, pathParams } = match;
     progress.projectId = pathParams.project_id ?? "";
-    const body = await readBody(request, maxBodyBytes);
+    const body = await readBody(request, maxRequestBytes(route.method, maxBodyBytes));
     call.setBody(body);
     const contextValues = createContextValues().set(callInfoKey, call);
     let message: Message;

@@ -18,6 +18,7 @@ import {
 } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { BodyTooLargeError } from "../read-body.js";
+import { maxRequestBytes } from "../request-limits.js";
 import type { UnaryInvoker, UnaryResult } from "../unary-invoker.js";
 import { envelope, singleMessage } from "./envelope.js";
 import type { Exchange } from "./exchange.js";
@@ -28,6 +29,7 @@ export type RpcCodec = "proto" | "json";
 
 export interface UnaryRpcOptions {
   readonly invoke: UnaryInvoker;
+  /** The server's request limit; an RPC may declare a larger one (request-limits.ts). */
   readonly maxBodyBytes: number;
   /** Told of a request refused before it reached an RPC (for the audit trail). */
   readonly onRejected: (call: NodeCall, code: string) => void;
@@ -78,7 +80,7 @@ export async function serveUnaryRpc(
 
   let body: Buffer;
   try {
-    body = await exchange.readBody(options.maxBodyBytes);
+    body = await exchange.readBody(maxRequestBytes(method, options.maxBodyBytes));
   } catch (reason) {
     const error =
       reason instanceof BodyTooLargeError
