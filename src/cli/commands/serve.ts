@@ -45,8 +45,6 @@ async function serve(config: KmsdConfig, logger: Logger): Promise<number> {
   logger.info({ signal }, "shutting down");
   await server.stop();
   logger.info("stopped");
-  // A worker's channel to the primary would keep it alive: close it.
-  cluster.worker?.disconnect();
   return 0;
 }
 
@@ -78,27 +76,50 @@ async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<num
   // would accept every connection and pass it on, costing CPU of its own.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
-  const fork = () => cluster.fork();
-  cluster.on("exit", (worker, code, signal) => {
-    if (stopping) return;
-    logger.error({ pid: worker.process.pid, code, signal }, "a worker died; starting another");
-    fork();
+  // A worker that dies before it ever served (a bad setting, a port in use)
+  // would die again: give up instead of restarting it forever.
+  const failedToStart = new Promise<"failed">((resolve) => {
+    cluster.on("exit", (worker, code, signal) => {
+      if (stopping) return;
+      if (!servedBy.has(worker.id)) {
+        logger.error({ pid: worker.process.pid, code, signal }, "a worker failed to start");
+        resolve("failed");
+        return;
+      }
+      logger.error({ pid: worker.process.pid, code, signal }, "a worker died; starting another");
+      cluster.fork();
+    });
   });
-  for (let i = 0; i < config.workers; i++) fork();
-  const signal = await nextStopSignal();
+  const servedBy = new Set<number>();
+  const listening = Promise.all(
+    Array.from(
+      { length: config.workers },
+      () =>
+        new Promise<void>((resolve) => {
+          const worker = cluster.fork();
+          worker.once("listening", () => {
+            servedBy.add(worker.id);
+            resolve();
+          });
+        }),
+    ),
+  );
+  const outcome = await Promise.race([nextStopSignal(), failedToStart]);
+  // A worker that is still starting has no signal handler yet: a SIGTERM
+  // would kill it outright. Let them all come up, then stop them all.
+  if (outcome !== "failed") await Promise.race([listening, failedToStart]);
   stopping = true;
-  logger.info({ signal, workers: config.workers }, "shutting down the workers");
-  const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
+  logger.info({ reason: outcome, workers: config.workers }, "shutting down the workers");
   const codes = await Promise.all(
-    workers.map(
+    Object.values(cluster.workers ?? {}).map(
       (worker) =>
         new Promise<number>((resolve) => {
-          if (worker.isDead()) return resolve(worker.process.exitCode ?? 1);
+          if (worker === undefined || worker.isDead()) return resolve(0);
           worker.once("exit", (code) => resolve(code ?? 1));
           worker.process.kill("SIGTERM");
         }),
     ),
   );
   logger.info("stopped");
-  return codes.every((code) => code === 0) ? 0 : 1;
+  return outcome === "failed" || codes.some((code) => code !== 0) ? 1 : 0;
 }
