@@ -37,7 +37,12 @@ export class Http2Exchange implements Exchange {
   constructor(
     private readonly stream: ServerHttp2Stream,
     readonly headers: IncomingHttpHeaders,
-  ) {}
+  ) {
+    // A client that resets the stream with an error code (a client-side
+    // deadline, say) makes it emit 'error'; unheard, that would crash the
+    // process. The exchange learns of it through 'close' (signal, done).
+    stream.on("error", ignoreStreamError);
+  }
 
   readBody(limit: number): Promise<Buffer> {
     return readStream(this.stream, limit, this.headers["content-length"]);
@@ -81,6 +86,8 @@ export class Http2Exchange implements Exchange {
     this.stream.respond({ ":status": status, ...headers }, { endStream: true });
   }
 }
+
+function ignoreStreamError(): void {}
 
 export class Http1Exchange implements Exchange {
   constructor(
