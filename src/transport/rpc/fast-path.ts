@@ -42,7 +42,13 @@ export function classifyUnaryRpc(
     if (timeout !== undefined && match === null) return undefined;
     const timeoutMs = match ? Number(match[1]) * (GRPC_UNIT_MS[match[2] ?? ""] ?? 1) : undefined;
     // As connect-node answers: the explicit codec.
-    return { method, protocol: "grpc", codec: "proto", contentType: "application/grpc+proto", timeoutMs };
+    return {
+      method,
+      protocol: "grpc",
+      codec: "proto",
+      contentType: "application/grpc+proto",
+      timeoutMs,
+    };
   }
   const codec = connectCodec(contentType);
   if (codec === undefined || !isIdentity(header("content-encoding"))) return undefined;
