@@ -6,6 +6,9 @@ import type { Command } from "../command.js";
 const serveSettings: SettingName[] = [
   "host",
   "port",
+  "tlsCert",
+  "tlsKey",
+  "tlsClientCa",
   "dataDir",
   "rootKey",
   "rootKeyFile",
@@ -15,6 +18,9 @@ const serveSettings: SettingName[] = [
   "changePollMs",
   "deletionSweepMs",
   "shutdownGraceMs",
+  "healthCheckMs",
+  "auditFlushMs",
+  "bootstrapProject",
   "logLevel",
 ];
 
