@@ -42,7 +42,10 @@ export interface KmsCore {
   readonly auditKeys: AuditKeys;
   readonly auditLog: AuditLog;
   readonly service: ServiceImpl<typeof KmsService>;
-  /** audit → errors → authentication → validation → authorization: every network protocol. */
+  /**
+   * (the outer interceptors →) audit → errors → authentication → validation
+   * → authorization: every network protocol.
+   */
   readonly interceptors: Interceptor[];
   /** The network chain, without a network transport (the REST gateway's way in). */
   readonly invoke: UnaryInvoker;
@@ -55,8 +58,20 @@ export interface KmsCore {
   close(): Promise<void>;
 }
 
-export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<KmsCore> {
-  const store = await openSqliteStore({ dataDir: config.dataDir });
+export interface KmsCoreOptions {
+  /** Interceptors put in front of the network chain (the server's metrics and access log). */
+  readonly outerInterceptors?: readonly Interceptor[];
+  /** Wraps the store once opened (the server times its operations). */
+  readonly decorateStore?: (store: Store) => Store;
+}
+
+export async function openKmsCore(
+  config: KmsdConfig,
+  logger: Logger,
+  options: KmsCoreOptions = {},
+): Promise<KmsCore> {
+  const opened = await openSqliteStore({ dataDir: config.dataDir });
+  const store = options.decorateStore?.(opened) ?? opened;
   try {
     const rootKey = await resolveRootKey(config, store, (message) => logger.warn(message));
     const keyRing = new KeyRing(store, rootKey, { maxKeys: config.keyCacheSize });
@@ -85,6 +100,7 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
     const errors = errorsInterceptor(logger);
     const validation = validationInterceptor(createRequestValidator());
     const interceptors = [
+      ...(options.outerInterceptors ?? []),
       audit,
       errors,
       authenticationInterceptor(new RequestAuthenticator(access)),
