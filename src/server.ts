@@ -77,7 +77,13 @@ export function createServer(
   async function stop(): Promise<void> {
     health.beginShutdown();
     await monitor?.stop();
-    await listener?.close(config.shutdownGraceMs);
+    const cut = (await listener?.close(config.shutdownGraceMs)) ?? 0;
+    if (cut > 0) {
+      logger.warn(
+        { connections: cut, graceMs: config.shutdownGraceMs },
+        "shutdown grace period over: closed the connections still open",
+      );
+    }
     await sweeper?.stop();
     await core?.close();
     monitor = undefined;

@@ -23,9 +23,10 @@ export interface Listener {
   listen(port: number, host: string): Promise<net.AddressInfo>;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to
-   * `graceMs`, then closes whatever is left.
+   * `graceMs`, then closes whatever is left. Resolves to the number of
+   * connections it had to cut.
    */
-  close(graceMs: number): Promise<void>;
+  close(graceMs: number): Promise<number>;
 }
 
 // The HTTP/2 connection preface's first line. A plaintext client speaking
@@ -116,8 +117,10 @@ export function createListener(options: ListenerOptions): Listener {
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, deadline]);
       clearInterval(idleSweep);
+      const cut = sockets.size;
       for (const socket of sockets) socket.destroy();
       await closed;
+      return cut;
     },
   };
 }

@@ -35,7 +35,10 @@ export const serveCommand: Command = {
     await server.start();
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
-        logger.info({ signal }, "shutting down");
+        logger.info(
+          { signal, graceMs: config.shutdownGraceMs },
+          "shutting down: refusing new connections, finishing requests in flight",
+        );
         process.off("SIGTERM", stop);
         process.off("SIGINT", stop);
         resolve();
