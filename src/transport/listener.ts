@@ -117,8 +117,12 @@ export function createListener(options: ListenerOptions): Listener {
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, deadline]);
       clearInterval(idleSweep);
-      const cut = sockets.size;
-      for (const socket of sockets) socket.destroy();
+      // A socket can still be in the set for a moment after it closed on its own.
+      let cut = 0;
+      for (const socket of sockets) {
+        if (!socket.destroyed) cut++;
+        socket.destroy();
+      }
       await closed;
       return cut;
     },
