@@ -6,7 +6,7 @@ import {
   type UnaryRequest,
 } from "@connectrpc/connect";
 import { OK_OUTCOME, outcomeOf, type RequestObserver } from "../observability/request-observer.js";
-import { callInfoKey } from "../transport/call-info.js";
+import { type CallInfo, callInfoKey } from "../transport/call-info.js";
 import { projectIdOf } from "./auth.js";
 
 /**
@@ -18,37 +18,39 @@ import { projectIdOf } from "./auth.js";
 export function observeInterceptor(observers: readonly RequestObserver[]): Interceptor {
   const report = (
     request: UnaryRequest | StreamRequest,
+    call: CallInfo | undefined,
+    startedAt: number,
     error: ConnectError | undefined,
-    started: number,
   ) => {
-    const call = request.contextValues.get(callInfoKey);
     const rpc = {
       method: request.method,
       call,
       projectId: request.stream ? "" : projectIdOf(request.message),
       outcome: error === undefined ? OK_OUTCOME : outcomeOf(error),
       error,
-      latencyUs: Math.round((performance.now() - (call?.receivedAt ?? started)) * 1000),
+      latencyUs: Math.round((performance.now() - startedAt) * 1000),
     };
     for (const observer of observers) observer.rpcFinished(rpc);
   };
 
   return (next) => async (request) => {
-    const started = performance.now();
+    const call = request.contextValues.get(callInfoKey);
+    // From the request's arrival when the transport knows it (its body read included).
+    const startedAt = call?.receivedAt ?? performance.now();
     let response: Awaited<ReturnType<typeof next>>;
     try {
       response = await next(request);
     } catch (reason) {
-      report(request, ConnectError.from(reason), started);
+      report(request, call, startedAt, ConnectError.from(reason));
       throw reason;
     }
     if (!response.stream) {
-      report(request, undefined, started);
+      report(request, call, startedAt, undefined);
       return response;
     }
     return {
       ...response,
-      message: observed(response.message, (error) => report(request, error, started)),
+      message: observed(response.message, (error) => report(request, call, startedAt, error)),
     };
   };
 }
