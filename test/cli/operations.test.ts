@@ -72,6 +72,8 @@ describe("an invalid setting stops kmsd serve with exit code 2, naming it", () =
       "--tls-cert",
     ],
     ["a certificate without its key", ["--tls-cert", "/nonexistent/cert.pem"], {}, "--tls-key"],
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine.
+    ["an address kmsd cannot listen on", ["--host", "192.0.2.1"], {}, "--host"],
   ] as const)("%s", async (_, args, env, named) => {
     const dataDir = await newDir();
     // Port 0 by the environment, so that a case's own port (flag or variable) takes precedence.
