@@ -5,9 +5,9 @@
 //   npx tsx third_party/update.ts --check  verify only; exits 1 if out of date
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   clearField,
@@ -42,6 +42,15 @@ const googleFiles = [
   "google/rpc/error_details.proto",
   "google/rpc/code.proto",
 ];
+
+/** Copied byte for byte from the gRPC packages that ship them: third_party path → source. */
+const grpcFiles: Record<string, string> = {
+  "grpc/health/v1/health.proto": "grpc-health-check/proto/health/v1/health.proto",
+  "grpc/reflection/v1/reflection.proto":
+    "@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto",
+  "grpc/reflection/v1alpha/reflection.proto":
+    "@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto",
+};
 
 const validateFile = "buf/validate/validate.proto";
 
@@ -87,8 +96,20 @@ function vendoredFiles(): Map<string, Uint8Array> {
   for (const f of googleFiles) {
     files.set(f, readFileSync(join(nodeModules, "google-proto-files", f)));
   }
+  for (const [f, source] of Object.entries(grpcFiles)) {
+    files.set(f, readFileSync(join(nodeModules, source)));
+  }
   files.set(validateFile, new TextEncoder().encode(printValidateProto()));
   return files;
+}
+
+/** Every .proto file under third_party/, as paths relative to it. */
+function protoFilesOnDisk(dir = thirdParty): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return protoFilesOnDisk(path);
+    return entry.name.endsWith(".proto") ? [relative(thirdParty, path)] : [];
+  });
 }
 
 function readOrUndefined(path: string): Uint8Array | undefined {
@@ -196,7 +217,16 @@ function printDifferences(actual: FileDescriptorProto, expected: FileDescriptorP
 function main(): void {
   const check = process.argv.includes("--check");
   let ok = true;
-  for (const [path, content] of vendoredFiles()) {
+  const files = vendoredFiles();
+  // A .proto no source produces would be a hand edit the next refresh cannot reproduce.
+  for (const path of protoFilesOnDisk()) {
+    if (files.has(path)) continue;
+    console.error(
+      `third_party/${path} comes from no source in update.ts: remove it or add its source`,
+    );
+    ok = false;
+  }
+  for (const [path, content] of files) {
     const target = join(thirdParty, path);
     const current = readOrUndefined(target);
     const upToDate = current !== undefined && Buffer.from(current).equals(Buffer.from(content));

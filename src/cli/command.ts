@@ -34,6 +34,16 @@ export class UsageError extends Error {
   }
 }
 
+/** Settings every command takes besides its own: where the others may come from. */
+const commonSettings: readonly SettingName[] = ["config"];
+
+function settingsOf(command: Command): SettingName[] {
+  return [
+    ...command.settings,
+    ...commonSettings.filter((name) => !command.settings.includes(name)),
+  ];
+}
+
 export function commandHelp(command: Command): string {
   const lines = [`Usage: kmsd ${command.path.join(" ")} [options]`, "", command.summary, ""];
   const rows: [string, string][] = [];
@@ -44,7 +54,7 @@ export function commandHelp(command: Command): string {
       `${option.description}${option.required ? " (required)" : ""}`,
     ]);
   }
-  for (const name of command.settings) {
+  for (const name of settingsOf(command)) {
     const spec = settings[name];
     const flag = spec.flag === "" ? spec.env : `${spec.flag} <value>`;
     const shown =
@@ -70,7 +80,7 @@ export function parseCommandArgs(
   for (const [name, option] of Object.entries(command.options)) {
     parseOptions[name] = { type: option.boolean ? "boolean" : "string" };
   }
-  for (const name of command.settings) {
+  for (const name of settingsOf(command)) {
     const flag = settings[name].flag;
     if (flag === "") continue;
     parseOptions[flag.slice(2)] = { type: "string" };

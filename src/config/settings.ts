@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
 /**
@@ -53,6 +54,14 @@ function defineSettings<T extends Record<string, SettingSpec<unknown>>>(specs: T
 }
 
 export const settings = defineSettings({
+  config: {
+    flag: "--config",
+    env: "KMSD_CONFIG",
+    description:
+      "JSON file of settings, keyed by flag name without dashes; flags and environment override it",
+    default: "",
+    parse: text,
+  },
   host: {
     flag: "--host",
     env: "KMSD_HOST",
@@ -66,6 +75,28 @@ export const settings = defineSettings({
     description: "Port for gRPC, gRPC-Web, Connect and REST (0 picks a free one)",
     default: 8080,
     parse: integer(0, 65535),
+  },
+  tlsCert: {
+    flag: "--tls-cert",
+    env: "KMSD_TLS_CERT",
+    description:
+      "PEM certificate chain file: serve TLS (h2 and HTTP/1.1 by ALPN) instead of plaintext",
+    default: "",
+    parse: text,
+  },
+  tlsKey: {
+    flag: "--tls-key",
+    env: "KMSD_TLS_KEY",
+    description: "PEM private key file of --tls-cert",
+    default: "",
+    parse: text,
+  },
+  tlsClientCa: {
+    flag: "--tls-client-ca",
+    env: "KMSD_TLS_CLIENT_CA",
+    description: "PEM CA certificates file: require client certificates they issued (mutual TLS)",
+    default: "",
+    parse: text,
   },
   dataDir: {
     flag: "--data-dir",
@@ -154,6 +185,13 @@ export const settings = defineSettings({
     defaultText: "the number of CPUs",
     parse: integer(1, 256),
   },
+  healthCheckMs: {
+    flag: "--health-check-ms",
+    env: "KMSD_HEALTH_CHECK_MS",
+    description: "How often the store is pinged for health checks and readiness, in ms",
+    default: 1000,
+    parse: integer(100, 60_000),
+  },
   auditFlushMs: {
     flag: "--audit-flush-ms",
     env: "KMSD_AUDIT_FLUSH_MS",
@@ -174,7 +212,7 @@ export const settings = defineSettings({
   logLevel: {
     flag: "--log-level",
     env: "KMSD_LOG_LEVEL",
-    description: "Log level",
+    description: "Log level; debug adds a line per successful request (see docs/operations.md)",
     default: "info" as "debug" | "info" | "warn" | "error" | "silent",
     parse: oneOf("debug", "info", "warn", "error", "silent"),
   },
@@ -189,25 +227,89 @@ export function defaultConfig(): KmsdConfig {
   return config as KmsdConfig;
 }
 
+/** A raw value and where it came from, for the error that names it. */
+interface RawSetting {
+  readonly raw: string;
+  readonly source: string;
+}
+
 /**
- * Resolves settings by precedence: flags over environment over defaults.
- * `flags` holds raw flag values by setting name.
+ * Resolves settings by precedence: flags over environment over the config
+ * file (--config / KMSD_CONFIG) over defaults. `flags` holds raw flag values
+ * by setting name.
  */
 export function resolveConfig(
   flags: Partial<Record<SettingName, string>>,
   env: NodeJS.ProcessEnv,
 ): KmsdConfig {
   const config = defaultConfig() as Record<string, unknown>;
+  const file = readConfigFile(flags.config, env);
   for (const [name, spec] of Object.entries(settings) as [SettingName, SettingSpec<unknown>][]) {
     const fromFlag = spec.envOnly ? undefined : flags[name];
-    const raw = fromFlag ?? env[spec.env];
-    if (raw === undefined) continue;
+    const fromEnv = env[spec.env];
+    const chosen: RawSetting | undefined =
+      fromFlag !== undefined
+        ? { raw: fromFlag, source: spec.flag }
+        : fromEnv !== undefined
+          ? { raw: fromEnv, source: spec.env }
+          : file.get(name);
+    if (chosen === undefined) continue;
     try {
-      config[name] = spec.parse(raw);
+      config[name] = spec.parse(chosen.raw);
     } catch (error) {
-      const source = fromFlag === undefined ? spec.env : spec.flag;
-      throw new SettingError(source, (error as Error).message);
+      throw new SettingError(chosen.source, (error as Error).message);
     }
   }
   return config as KmsdConfig;
+}
+
+const settingOfFileKey = new Map(
+  (Object.entries(settings) as [SettingName, SettingSpec<unknown>][])
+    // The file sets what a flag can, but not the file itself; a secret
+    // without a flag (the root key) has a file setting of its own.
+    .filter(([name, spec]) => spec.flag !== "" && name !== "config")
+    .map(([name, spec]) => [spec.flag.slice(2), name]),
+);
+
+/**
+ * The config file's settings, by setting name. The file is one JSON object
+ * whose keys are flag names without the dashes ({"port": 8443}) and whose
+ * values are strings or numbers, checked like the flag's; an unknown key is
+ * an error rather than a silently ignored typo.
+ */
+function readConfigFile(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Map<SettingName, RawSetting> {
+  const values = new Map<SettingName, RawSetting>();
+  const fromEnv = env[settings.config.env];
+  const path = flag ?? fromEnv;
+  if (path === undefined || path === "") return values;
+  const source = flag !== undefined ? settings.config.flag : settings.config.env;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    const reason =
+      error instanceof SyntaxError ? `not valid JSON (${error.message})` : (error as Error).message;
+    throw new SettingError(source, `cannot read ${path}: ${reason}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new SettingError(source, `${path} must hold a JSON object`);
+  }
+  for (const [key, value] of Object.entries(json)) {
+    const name = settingOfFileKey.get(key);
+    const where = `${JSON.stringify(key)} in ${path}`;
+    if (name === undefined) {
+      throw new SettingError(
+        where,
+        `unknown setting; keys are flag names without dashes: ${[...settingOfFileKey.keys()].join(", ")}`,
+      );
+    }
+    if (typeof value !== "string" && typeof value !== "number") {
+      throw new SettingError(where, "must be a string or a number");
+    }
+    values.set(name, { raw: String(value), source: where });
+  }
+  return values;
 }

@@ -44,8 +44,8 @@ export interface KmsCore {
   readonly auditLog: AuditLog;
   readonly service: ServiceImpl<typeof KmsService>;
   /**
-   * audit → errors → authentication → decode errors → validation →
-   * authorization: every network protocol.
+   * (the outer interceptors →) audit → errors → authentication → decode
+   * errors → validation → authorization: every network protocol.
    */
   readonly interceptors: Interceptor[];
   /** The network chain, without a network transport (the REST gateway's way in). */
@@ -59,8 +59,20 @@ export interface KmsCore {
   close(): Promise<void>;
 }
 
-export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<KmsCore> {
-  const store = await openSqliteStore({ dataDir: config.dataDir });
+export interface KmsCoreOptions {
+  /** Interceptors put in front of the network chain (the server's metrics and access log). */
+  readonly outerInterceptors?: readonly Interceptor[];
+  /** Wraps the store once opened (the server times its operations). */
+  readonly decorateStore?: (store: Store) => Store;
+}
+
+export async function openKmsCore(
+  config: KmsdConfig,
+  logger: Logger,
+  options: KmsCoreOptions = {},
+): Promise<KmsCore> {
+  const opened = await openSqliteStore({ dataDir: config.dataDir });
+  const store = options.decorateStore?.(opened) ?? opened;
   try {
     const rootKey = await resolveRootKey(config, store, (message) => logger.warn(message));
     const keyRing = new KeyRing(store, rootKey, { maxKeys: config.keyCacheSize });
@@ -94,6 +106,7 @@ export async function openKmsCore(config: KmsdConfig, logger: Logger): Promise<K
     // at start) the chain simply has no audit interceptor.
     const audit = config.audit === "on" ? [auditInterceptor(auditLog, auditKeys)] : [];
     const interceptors = [
+      ...(options.outerInterceptors ?? []),
       ...audit,
       errors,
       authenticationInterceptor(new RequestAuthenticator(access)),

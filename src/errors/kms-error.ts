@@ -47,12 +47,17 @@ export function kmsError(
 
 /** The Huawei code an error answers with; anything unknown is an internal error. */
 export function huaweiCodeOf(error: ConnectError): HuaweiErrorCode {
+  return findHuaweiCode(error) ?? "KMS.0101";
+}
+
+/** The Huawei code kmsd gave an error, if any (protocol-level errors have none). */
+export function findHuaweiCode(error: ConnectError): HuaweiErrorCode | undefined {
   const known = codeOfError.get(error);
   if (known !== undefined) return known;
   for (const info of error.findDetails(ErrorInfoSchema)) {
     if (info.domain === ERROR_DOMAIN && isHuaweiErrorCode(info.reason)) return info.reason;
   }
-  return "KMS.0101";
+  return undefined;
 }
 
 /**

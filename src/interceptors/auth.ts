@@ -38,7 +38,8 @@ export function authorizationInterceptor(): Interceptor {
   };
 }
 
-function projectIdOf(message: unknown): string {
+/** The request's project_id; "" when the message has none. */
+export function projectIdOf(message: unknown): string {
   const value = (message as { projectId?: unknown }).projectId;
   return typeof value === "string" ? value : "";
 }

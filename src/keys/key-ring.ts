@@ -25,6 +25,9 @@ export class KeyRing {
   private readonly entries = new Map<string, RingKey>();
   /** Bumped on every invalidation, so a load that raced one is not cached. */
   private generation = 0;
+  // Plain counts, read by the metrics at scrape time (nothing else on the hot path).
+  private lookupHits = 0;
+  private lookupMisses = 0;
 
   constructor(
     private readonly store: KeyStore,
@@ -36,10 +39,12 @@ export class KeyRing {
   async get(projectId: string, keyId: string): Promise<RingKey | undefined> {
     let entry = this.entries.get(keyId);
     if (entry !== undefined) {
+      this.lookupHits++;
       // Map keeps insertion order: re-inserting marks the key most recently used.
       this.entries.delete(keyId);
       this.entries.set(keyId, entry);
     } else {
+      this.lookupMisses++;
       const generation = this.generation;
       const record = await this.store.getKey(projectId, keyId);
       if (record === undefined) return undefined;
@@ -85,6 +90,16 @@ export class KeyRing {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Lookups get() answered from memory. */
+  get hits(): number {
+    return this.lookupHits;
+  }
+
+  /** Lookups get() had to take to the store. */
+  get misses(): number {
+    return this.lookupMisses;
   }
 
   private remember(entry: RingKey): void {

@@ -1,7 +1,10 @@
 import { type DestinationStream, type Logger as PinoLogger, pino } from "pino";
 
 /** kmsd's structured JSON logger (pino). Log objects must never hold a secret. */
-export type Logger = Pick<PinoLogger, "debug" | "info" | "warn" | "error" | "fatal" | "child">;
+export type Logger = Pick<
+  PinoLogger,
+  "debug" | "info" | "warn" | "error" | "fatal" | "child" | "isLevelEnabled"
+>;
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 

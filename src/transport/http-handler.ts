@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import type { DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -6,13 +7,14 @@ import {
   createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey, protocolOfContentType } from "./call-info.js";
 import { encodeGrpcMessage, useGrpcMessageEncoding } from "./grpc-message.js";
 import type { RequestHandler, StreamHandler } from "./listener.js";
 import { huaweiJsonOptions } from "./message-codec.js";
 import { NodeCall } from "./node-call.js";
+import { type OpsEndpoint, serveOpsEndpoint } from "./ops-endpoint.js";
 import type { NodeRequest } from "./read-body.js";
 import type { RestHandler } from "./rest/gateway.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
@@ -35,6 +37,19 @@ export interface HttpHandlerOptions {
   readonly maxBodyBytes: number;
   /** Told of each call refused before it reached an RPC (for the audit trail). */
   readonly onRejected: (call: NodeCall, code: string) => void;
+  /**
+   * Services answered without credentials (health checking, reflection:
+   * probes and grpcurl send none), through their own interceptor chain.
+   */
+  readonly openServices?: OpenServices;
+  /** Unauthenticated GET endpoints by exact path, served before the REST gateway. */
+  readonly endpoints?: ReadonlyMap<string, OpsEndpoint>;
+}
+
+export interface OpenServices {
+  readonly services: readonly DescService[];
+  readonly routes: (router: ConnectRouter) => void;
+  readonly interceptors: Interceptor[];
 }
 
 export interface HttpHandler {
@@ -50,8 +65,10 @@ const RPC_PATH = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*(\?|$)/;
 /**
  * What is behind the port: each request gets its call info and id, then
  * unary gRPC and Connect calls take the fast path, other RPC traffic
- * (gRPC-Web, compression, streaming, reflection...) goes to connect-node,
- * and everything else to the REST gateway.
+ * (gRPC-Web, compression, streaming...) goes to connect-node (the open
+ * services, health and reflection, to an adapter of their own), the
+ * operations endpoints answer their GETs, and everything else goes to the
+ * REST gateway.
  */
 export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
   const calls = new WeakMap<NodeRequest, NodeCall>();
@@ -61,23 +78,40 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     onRejected: options.onRejected,
   };
 
+  type AdapterOptions = Required<ConnectNodeAdapterOptions>;
+  const contextValues: AdapterOptions["contextValues"] = (request) => {
+    const call = calls.get(request);
+    call?.tapBody(request);
+    return createContextValues().set(callInfoKey, call);
+  };
+  const fallback: AdapterOptions["fallback"] = (request, response) => {
+    const call = calls.get(request) ?? NodeCall.fromRequest(request, "rest");
+    options.onRejected(call, "APIGW.0101");
+    // connect-node narrows write()'s callback type; the object is the server's own response.
+    answerUnknownRpc(call, response as NodeResponse);
+  };
   const connect = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
     jsonOptions: huaweiJsonOptions,
     readMaxBytes: options.maxBodyBytes,
-    contextValues: (request) => {
-      const call = calls.get(request);
-      call?.tapBody(request);
-      return createContextValues().set(callInfoKey, call);
-    },
-    fallback: (request, response) => {
-      const call = calls.get(request) ?? NodeCall.fromRequest(request, "rest");
-      options.onRejected(call, "APIGW.0101");
-      // connect-node narrows write()'s callback type; the object is the server's own response.
-      answerUnknownRpc(call, response as NodeResponse);
-    },
+    contextValues,
+    fallback,
   });
+  const open = options.openServices;
+  const openServiceNames = new Set(open?.services.map((service) => service.typeName));
+  // Standard services speak standard JSON (camelCase), as their other implementations do.
+  const connectOpen =
+    open === undefined
+      ? undefined
+      : connectNodeAdapter({
+          routes: open.routes,
+          interceptors: open.interceptors,
+          readMaxBytes: options.maxBodyBytes,
+          // No body hash: nothing authenticates these calls.
+          contextValues: (request) => createContextValues().set(callInfoKey, calls.get(request)),
+          fallback,
+        });
 
   return {
     request(request, response) {
@@ -85,7 +119,9 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       if (!RPC_PATH.test(target)) {
         const call = NodeCall.fromRequest(request, "rest");
         response.setHeader("x-request-id", call.requestId);
-        options.rest(request, response, call);
+        const endpoint = options.endpoints?.get(pathOf(target));
+        if (endpoint !== undefined) serveOpsEndpoint(endpoint, request, response, call);
+        else options.rest(request, response, call);
         return;
       }
       const call = NodeCall.fromRequest(
@@ -120,7 +156,11 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
         const outcome = call.audited ? "OK" : protocolOutcome(response.statusCode, call.grpcStatus);
         if (outcome !== "OK") options.onRejected(call, outcome);
       });
-      connect(request, response);
+      if (connectOpen !== undefined && openServiceNames.has(serviceOf(target))) {
+        connectOpen(request, response);
+      } else {
+        connect(request, response);
+      }
     },
 
     stream(stream, headers) {
@@ -133,6 +173,17 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       return true;
     },
   };
+}
+
+/** The path of a request target, without its query string. */
+function pathOf(target: string): string {
+  const query = target.indexOf("?");
+  return query < 0 ? target : target.slice(0, query);
+}
+
+/** The service an RPC path (/package.Service/Method) names. */
+function serviceOf(target: string): string {
+  return target.slice(1, target.indexOf("/", 1));
 }
 
 /**

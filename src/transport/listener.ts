@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import http from "node:http";
 import http2, { type ServerHttp2Stream } from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 import type { NodeRequest } from "./read-body.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
 
@@ -12,17 +13,20 @@ export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHea
 export interface ListenerOptions {
   readonly handler: RequestHandler;
   readonly streamHandler?: StreamHandler;
-  /** Time a new connection has to send its first bytes, in ms. */
+  /** Time a new connection has to send its first bytes (or finish its TLS handshake), in ms. */
   readonly firstByteTimeoutMs: number;
+  /** Serve TLS instead of plaintext: certificate, key, and client verification if wanted. */
+  readonly tls?: tls.TlsOptions;
 }
 
 export interface Listener {
   listen(port: number, host: string): Promise<net.AddressInfo>;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to
-   * `graceMs`, then closes whatever is left.
+   * `graceMs`, then closes whatever is left. Resolves to the number of
+   * connections it had to cut.
    */
-  close(graceMs: number): Promise<void>;
+  close(graceMs: number): Promise<number>;
 }
 
 // The HTTP/2 connection preface's first line. A plaintext client speaking
@@ -30,10 +34,15 @@ export interface Listener {
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
 
 /**
- * One port for h2c and HTTP/1.1. Node's plaintext http2 server cannot fall
- * back to HTTP/1.1 (allowHTTP1 only works with TLS/ALPN), so each new
- * connection's first bytes are read here and the socket handed to the
- * server that speaks its protocol.
+ * One port for HTTP/2 and HTTP/1.1, handing each connection to the server
+ * that speaks its protocol (the same two servers either way, so everything
+ * behind them works alike in plaintext and TLS):
+ * - plaintext: node's http2 server cannot fall back to HTTP/1.1
+ *   (allowHTTP1 only works with TLS), so each new connection's first bytes
+ *   are read here: h2c with prior knowledge (gRPC) starts with the HTTP/2
+ *   preface, HTTP/1.1 never does;
+ * - TLS: ALPN decides, "h2" or "http/1.1" (also for clients that offer no
+ *   ALPN at all).
  */
 export function createListener(options: ListenerOptions): Listener {
   const http1Server = http.createServer({ keepAliveTimeout: 65_000 }, options.handler);
@@ -48,11 +57,29 @@ export function createListener(options: ListenerOptions): Listener {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  const sockets = new Set<net.Socket>();
 
-  const server = net.createServer((socket) => {
+  const server =
+    options.tls === undefined
+      ? net.createServer((socket) => acceptPlaintext(socket))
+      : tls.createServer(
+          {
+            ...options.tls,
+            ALPNProtocols: ["h2", "http/1.1"],
+            handshakeTimeout: options.firstByteTimeoutMs,
+          },
+          (socket) => {
+            const target = socket.alpnProtocol === "h2" ? http2Server : http1Server;
+            target.emit("connection", socket);
+          },
+        );
+  // Every TCP connection, so that close() can cut those left after the grace period.
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+  });
+
+  function acceptPlaintext(socket: net.Socket): void {
     socket.setTimeout(options.firstByteTimeoutMs, () => socket.destroy());
     socket.on("error", () => socket.destroy());
     sniff(socket, (isHttp2) => {
@@ -67,7 +94,7 @@ export function createListener(options: ListenerOptions): Listener {
         socket.resume();
       }
     });
-  });
+  }
 
   return {
     listen(port, host) {
@@ -90,8 +117,14 @@ export function createListener(options: ListenerOptions): Listener {
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, deadline]);
       clearInterval(idleSweep);
-      for (const socket of sockets) socket.destroy();
+      // A socket can still be in the set for a moment after it closed on its own.
+      let cut = 0;
+      for (const socket of sockets) {
+        if (!socket.destroyed) cut++;
+        socket.destroy();
+      }
       await closed;
+      return cut;
     },
   };
 }

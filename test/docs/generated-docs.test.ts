@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { replaceSection } from "../../src/docs/reference-tables.js";
-import { generatedSections } from "../../src/docs/write-docs.js";
+import { generatedFiles, generatedSections } from "../../src/docs/write-docs.js";
 
 describe("generated documentation", () => {
   it.each(generatedSections)(
@@ -11,4 +11,8 @@ describe("generated documentation", () => {
       expect(replaceSection(document, name, render())).toBe(document);
     },
   );
+
+  it.each(generatedFiles)("%s matches the code (npm run docs)", async (file, render) => {
+    expect(await readFile(file, "utf8")).toBe(render());
+  });
 });

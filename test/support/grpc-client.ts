@@ -115,10 +115,13 @@ function methodDefinition(pkg: protoLoader.PackageDefinition, method: KmsMethod)
   return definition as MethodDefinition;
 }
 
-/** An insecure (h2c) client for kmsd at 127.0.0.1:<port>. */
-export function createKmsGrpcClient(port: number): KmsGrpcClient {
+/** A client for kmsd at 127.0.0.1:<port>: insecure (h2c) unless given TLS credentials. */
+export function createKmsGrpcClient(
+  port: number,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): KmsGrpcClient {
   const pkg = loadKmsPackage();
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const client = new grpc.Client(`127.0.0.1:${port}`, credentials);
 
   function unary<Req, Res>(
     path: string,

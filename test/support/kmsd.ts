@@ -8,7 +8,7 @@ import { defaultConfig, type KmsdConfig } from "../../src/config/settings.js";
 import type { Role } from "../../src/keystore/access-types.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { createServer, type KmsdServer } from "../../src/server.js";
+import { createServer, type KmsdServer, type ServerOptions } from "../../src/server.js";
 
 /** A fresh data directory under the OS temp dir. */
 export function tempDataDir(): Promise<string> {
@@ -28,7 +28,10 @@ export interface RunningKmsd {
 }
 
 /** Starts kmsd on a random loopback port. */
-export async function startKmsd(overrides: Partial<KmsdConfig> = {}): Promise<RunningKmsd> {
+export async function startKmsd(
+  overrides: Partial<KmsdConfig> = {},
+  options: ServerOptions = {},
+): Promise<RunningKmsd> {
   const config: KmsdConfig = {
     ...defaultConfig(),
     port: 0,
@@ -38,7 +41,7 @@ export async function startKmsd(overrides: Partial<KmsdConfig> = {}): Promise<Ru
     ...overrides,
     dataDir: overrides.dataDir ?? (await tempDataDir()),
   };
-  const server = createServer(config, { logger: createLogger(config.logLevel) });
+  const server = createServer(config, { logger: createLogger(config.logLevel), ...options });
   const address = await server.start();
   return {
     server,

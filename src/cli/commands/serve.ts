@@ -42,7 +42,10 @@ async function serve(config: KmsdConfig, logger: Logger): Promise<number> {
   const stopped = nextStopSignal();
   await server.start();
   const signal = await stopped;
-  logger.info({ signal }, "shutting down");
+  logger.info(
+    { signal, graceMs: config.shutdownGraceMs },
+    "shutting down: refusing new connections, finishing requests in flight",
+  );
   await server.stop();
   logger.info("stopped");
   return 0;

@@ -38,10 +38,10 @@ export class Http2Exchange implements Exchange {
     private readonly stream: ServerHttp2Stream,
     readonly headers: IncomingHttpHeaders,
   ) {
-    // A client that resets its stream (a cancelled call, an expired
-    // deadline) makes the stream emit 'error'; without a listener node
-    // would throw it. The 'close' listener behind `signal` handles it.
-    stream.on("error", () => {});
+    // A client that resets the stream with an error code (a client-side
+    // deadline, say) makes it emit 'error'; unheard, that would crash the
+    // process. The exchange learns of it through 'close' (signal, done).
+    stream.on("error", ignoreStreamError);
   }
 
   readBody(limit: number): Promise<Buffer> {
@@ -86,6 +86,8 @@ export class Http2Exchange implements Exchange {
     this.stream.respond({ ":status": status, ...headers }, { endStream: true });
   }
 }
+
+function ignoreStreamError(): void {}
 
 export class Http1Exchange implements Exchange {
   constructor(
