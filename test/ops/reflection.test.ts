@@ -5,7 +5,7 @@ import { type FileDescriptorProto, FileDescriptorProtoSchema } from "@bufbuild/p
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KmsService } from "../../gen/kms/v1/kms_pb.js";
+import { EncryptDataRequestSchema, KmsService } from "../../gen/kms/v1/kms_pb.js";
 import { createKey, type RunningKmsd, startKmsd, testToken } from "../support/kmsd.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -205,7 +205,7 @@ describe("server reflection", () => {
           KmsService.methods.map((method) => method.name),
         );
         expect(registry.getMessage("kms.v1.EncryptDataRequest")?.fields.map((f) => f.name)).toEqual(
-          ["project_id", "key_id", "plain_text", "encryption_context", "sequence"],
+          EncryptDataRequestSchema.fields.map((field) => field.name),
         );
 
         // Asked again on the same stream: the file, but not the imports already sent.

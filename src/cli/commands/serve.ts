@@ -4,6 +4,7 @@ import { type KmsdConfig, type SettingName, settings } from "../../config/settin
 import { openKmsCore } from "../../core/kms-core.js";
 import { createLogger, type Logger } from "../../observability/logger.js";
 import { createServer } from "../../server.js";
+import { loadTlsOptions } from "../../transport/tls-options.js";
 import type { Command } from "../command.js";
 
 export const serveCommand: Command = {
@@ -58,6 +59,8 @@ async function serve(config: KmsdConfig, logger: Logger): Promise<number> {
  * dies, and on SIGTERM/SIGINT stops them all gracefully.
  */
 async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<number> {
+  // Settings the workers would each fail on are checked once, here.
+  loadTlsOptions(config);
   const core = await openKmsCore(config, logger);
   try {
     const file = await bootstrapCredentials(
@@ -81,11 +84,14 @@ async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<num
   let stopping = false;
   // A worker that dies before it ever served (a bad setting, a port in use)
   // would die again: give up instead of restarting it forever.
+  let startFailure = 1;
   const failedToStart = new Promise<"failed">((resolve) => {
     cluster.on("exit", (worker, code, signal) => {
       if (stopping) return;
       if (!servedBy.has(worker.id)) {
         logger.error({ pid: worker.process.pid, code, signal }, "a worker failed to start");
+        // Its exit code says why (2: a setting, such as a port in use).
+        startFailure = code ?? 1;
         resolve("failed");
         return;
       }
@@ -124,5 +130,6 @@ async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<num
     ),
   );
   logger.info("stopped");
-  return outcome === "failed" || codes.some((code) => code !== 0) ? 1 : 0;
+  if (outcome === "failed") return startFailure;
+  return codes.some((code) => code !== 0) ? 1 : 0;
 }

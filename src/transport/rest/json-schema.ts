@@ -73,7 +73,10 @@ export class SchemaCollector {
     for (const field of message.fields) {
       if (omit.has(field.name)) continue;
       properties[field.name] = this.fieldSchema(field, role);
-      if (role === "response" || isRequired(field)) required.push(field.name);
+      // kmsd writes every field of a response (alwaysEmitImplicit) except
+      // those with explicit presence (proto3 optional), sent only when set.
+      const alwaysSent = role === "response" && !field.proto.proto3Optional;
+      if (alwaysSent || isRequired(field)) required.push(field.name);
     }
     const schema: JsonSchema = { type: "object", properties };
     if (required.length > 0) schema.required = required;
