@@ -94,8 +94,12 @@ export async function startKmsd(options: {
       String(options.port),
       "--data-dir",
       options.dataDir,
+      // info: the "kmsd serving" line is how the harness knows it is up;
+      // successful requests are logged at debug, so the log stays quiet.
       "--log-level",
-      "warn",
+      "info",
+      "--workers",
+      "1",
       ...(options.args ?? []),
     ],
     { env: { ...process.env, KMSD_ROOT_KEY: options.rootKey }, stdio: ["ignore", "pipe", "pipe"] },

@@ -45,6 +45,10 @@ interface Row {
 }
 
 const rows: Row[] = [];
+
+function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
 let nextPort = 19_100;
 
 async function main(): Promise<void> {
@@ -86,6 +90,7 @@ async function main(): Promise<void> {
           ),
           {},
         );
+        progress(`baseline EncryptData ${size} B`);
         const encrypted = await h2load(encrypt, load(baseline));
         baselineResults.set(`encrypt-${size}`, encrypted);
         rows.push({
@@ -187,6 +192,7 @@ async function main(): Promise<void> {
           ],
         ];
         for (const [name, target, http] of cases) {
+          progress(`kmsd ${name} ${size} B`);
           const result =
             http === "h2" ? await h2load(target, load(kmsd)) : await wrk(target, load(kmsd));
           const op = name.endsWith("decrypt") ? "DecryptData" : "EncryptData";

@@ -4,6 +4,7 @@ import { http } from "../../gen/google/api/annotations_pb.js";
 import { minimum_role, Role as ProtoRole } from "../../gen/kms/v1/rules_pb.js";
 import { type HuaweiErrorCode, huaweiCodes } from "../errors/huawei-codes.js";
 import type { Role } from "../keystore/access-types.js";
+import { optionOf } from "../proto/options.js";
 
 /**
  * The least role that may call an RPC, from its (kms.v1.minimum_role)
@@ -11,7 +12,7 @@ import type { Role } from "../keystore/access-types.js";
  * to users by accident.
  */
 export function minimumRole(method: DescMethod): Role {
-  return getOption(method, minimum_role) === ProtoRole.USER ? "user" : "admin";
+  return optionOf(method, minimum_role) === ProtoRole.USER ? "user" : "admin";
 }
 
 /** Whether a credential of this role may call the RPC (its project aside). */

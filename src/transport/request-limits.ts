@@ -1,13 +1,14 @@
-import { type DescMethod, type DescService, getOption } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, MethodImpl } from "@connectrpc/connect";
 import { max_request_bytes } from "../../gen/kms/v1/rules_pb.js";
+import { optionOf } from "../proto/options.js";
 
 /**
  * The largest request an RPC accepts: the server's limit (--max-body-bytes),
  * or the RPC's (kms.v1.max_request_bytes) when it declares a larger one.
  */
 export function maxRequestBytes(method: DescMethod, serverLimit: number): number {
-  return Math.max(serverLimit, getOption(method, max_request_bytes));
+  return Math.max(serverLimit, optionOf(method, max_request_bytes));
 }
 
 /**

@@ -27,8 +27,11 @@ export interface UnaryCall {
   readonly contextValues: ContextValues;
   /** Epoch ms by which the call must finish (the client's deadline), if any. */
   readonly deadline?: number | undefined;
-  /** Aborted when the client goes away. */
-  readonly signal?: AbortSignal | undefined;
+  /**
+   * The signal aborted when the client goes away, built only if something
+   * asks for the call's signal (a signal costs an AbortController per call).
+   */
+  readonly clientSignal?: (() => AbortSignal | undefined) | undefined;
 }
 
 export interface UnaryResult {
@@ -92,7 +95,8 @@ class CallContext implements HandlerContext {
     if (this.#controller === undefined) {
       const controller = new AbortController();
       this.#controller = controller;
-      const { signal, deadline } = this.call;
+      const { deadline } = this.call;
+      const signal = this.call.clientSignal?.();
       signal?.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
       if (deadline !== undefined) {
         this.#timer = setTimeout(

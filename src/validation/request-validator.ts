@@ -1,10 +1,10 @@
 import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
-import { getOption } from "@bufbuild/protobuf";
 import { createValidator, type Violation } from "@bufbuild/protovalidate";
 import type { ConnectError } from "@connectrpc/connect";
 import { huawei_error_code, max_total_bytes } from "../../gen/kms/v1/rules_pb.js";
 import { isHuaweiErrorCode } from "../errors/huawei-codes.js";
 import { kmsError } from "../errors/kms-error.js";
+import { optionOf } from "../proto/options.js";
 
 /**
  * Checks a request against the rules declared in the proto: buf.validate's
@@ -44,7 +44,7 @@ export function createRequestValidator(): RequestValidator {
     let rules = totalBytesRules.get(schema);
     if (rules === undefined) {
       rules = schema.fields.flatMap((field) => {
-        const maxBytes = getOption(field, max_total_bytes);
+        const maxBytes = optionOf(field, max_total_bytes);
         return maxBytes > 0 ? [{ field, localName: field.localName, maxBytes }] : [];
       });
       totalBytesRules.set(schema, rules);
@@ -102,6 +102,6 @@ function violationError(violation: Violation): ConnectError {
 }
 
 function fieldError(field: DescField | undefined, message: string): ConnectError {
-  const code = field === undefined ? "" : getOption(field, huawei_error_code);
+  const code = field === undefined ? "" : optionOf(field, huawei_error_code);
   return kmsError(isHuaweiErrorCode(code) ? code : "KMS.0308", message);
 }

@@ -36,6 +36,9 @@ interface ReadParams {
 
 const AUDIT_COLUMNS = `seq, time, request_id, protocol, project_id, principal, operation, key_id,
   sequence, outcome, latency_us, context, prev_hash, hash`;
+const ROW_PLACEHOLDERS = `(${Array.from({ length: 14 }, () => "?").join(", ")})`;
+/** Records per INSERT statement (14 parameters each, well under SQLite's limit). */
+const INSERT_ROWS = 50;
 
 /**
  * Opens the connection audit appends go through. The store's main connection
@@ -133,7 +136,8 @@ function readSql(byProject: boolean, bySince: boolean): string {
 export class AuditTable {
   readonly #db: Database.Database;
   readonly #head;
-  readonly #insert;
+  /** INSERT statements of 1..INSERT_ROWS rows, prepared as first needed. */
+  readonly #inserts = new Map<number, Database.Statement<unknown[]>>();
   readonly #reads = new Map<string, Database.Statement<[ReadParams], AuditRow>>();
 
   constructor(db: Database.Database) {
@@ -141,11 +145,21 @@ export class AuditTable {
     this.#head = db.prepare<[], AuditHead>(
       "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
     );
-    this.#insert = db.prepare<[AuditRow]>(
-      `INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES (@seq, @time, @request_id, @protocol,
-        @project_id, @principal, @operation, @key_id, @sequence, @outcome, @latency_us, @context,
-        @prev_hash, @hash)`,
-    );
+  }
+
+  /**
+   * One statement inserts up to INSERT_ROWS records with positional
+   * parameters: binding by name, one row per statement, cost several times
+   * as much per record on a table every request appends to.
+   */
+  #insertRows(rows: number): Database.Statement<unknown[]> {
+    let statement = this.#inserts.get(rows);
+    if (statement === undefined) {
+      const values = Array.from({ length: rows }, () => ROW_PLACEHOLDERS).join(", ");
+      statement = this.#db.prepare(`INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES ${values}`);
+      this.#inserts.set(rows, statement);
+    }
+    return statement;
   }
 
   append(entries: readonly AuditEntry[], chain: AuditChain): void {
@@ -155,26 +169,31 @@ export class AuditTable {
     // same time either committed before (and its head is read) or waits.
     writeTransaction(this.#db, () => {
       let prev = this.#head.get() ?? { seq: 0, hash: GENESIS_HASH };
-      for (const entry of copies) {
-        const seq = prev.seq + 1;
-        const hash = chain(prev.hash, seq, entry);
-        this.#insert.run({
-          seq,
-          time: entry.time,
-          request_id: entry.requestId,
-          protocol: entry.protocol,
-          project_id: entry.projectId,
-          principal: entry.principal,
-          operation: entry.operation,
-          key_id: entry.keyId,
-          sequence: entry.sequence,
-          outcome: entry.outcome,
-          latency_us: entry.latencyUs,
-          context: JSON.stringify(entry.context),
-          prev_hash: prev.hash,
-          hash,
-        });
-        prev = { seq, hash };
+      for (let from = 0; from < copies.length; from += INSERT_ROWS) {
+        const chunk = copies.slice(from, from + INSERT_ROWS);
+        const values: unknown[] = [];
+        for (const entry of chunk) {
+          const seq = prev.seq + 1;
+          const hash = chain(prev.hash, seq, entry);
+          values.push(
+            seq,
+            entry.time,
+            entry.requestId,
+            entry.protocol,
+            entry.projectId,
+            entry.principal,
+            entry.operation,
+            entry.keyId,
+            entry.sequence,
+            entry.outcome,
+            entry.latencyUs,
+            JSON.stringify(entry.context),
+            prev.hash,
+            hash,
+          );
+          prev = { seq, hash };
+        }
+        this.#insertRows(chunk.length).run(...values);
       }
     });
   }

@@ -121,7 +121,7 @@ export async function serveUnaryRpc(
     requestHeader: () => headersFromNode(exchange.headers),
     contextValues,
     deadline,
-    signal: exchange.signal,
+    clientSignal: () => exchange.signal,
   });
   let timer: NodeJS.Timeout | undefined;
   const expiry =
