@@ -28,7 +28,7 @@ import { RotationSweeper } from "./service/rotation-sweeper.js";
 import type { CallInfo } from "./transport/call-info.js";
 import { createHttpHandler } from "./transport/http-handler.js";
 import { createListener, type Listener } from "./transport/listener.js";
-import { registerService } from "./transport/request-limits.js";
+import { type RequestLimits, registerService } from "./transport/request-limits.js";
 import { createRestGateway } from "./transport/rest/gateway.js";
 import { openApiJson } from "./transport/rest/openapi.js";
 import { RouteTable } from "./transport/rest/route-table.js";
@@ -149,18 +149,19 @@ export function createServer(
       for (const observer of observers) observer.rejected(call, projectId, code);
     };
     const index = new DescriptorIndex(REFLECTED_SERVICES);
+    const limits: RequestLimits = {
+      maxBodyBytes: config.maxBodyBytes,
+      slowClientTimeoutMs: config.slowClientTimeoutMs,
+      maxJsonDepth: config.maxJsonDepth,
+      requestTimeoutMs: config.requestTimeoutMs,
+    };
     const handler = createHttpHandler({
       routes: (router) => registerService(router, KmsService, service, config.maxBodyBytes),
       fastRoutes: new RpcRoutes([KmsService]),
       interceptors,
       invoke,
-      rest: createRestGateway({
-        routes,
-        invoke,
-        maxBodyBytes: config.maxBodyBytes,
-        onRejected: rejected,
-      }),
-      maxBodyBytes: config.maxBodyBytes,
+      rest: createRestGateway({ routes, invoke, limits, onRejected: rejected }),
+      limits,
       onRejected: (call, code) => rejected(call, "", code),
       openServices: {
         services: [Health, ServerReflectionV1, ServerReflectionV1alpha],
@@ -177,7 +178,9 @@ export function createServer(
     listener = createListener({
       handler: handler.request,
       streamHandler: handler.stream,
-      firstByteTimeoutMs: 10_000,
+      slowClientTimeoutMs: config.slowClientTimeoutMs,
+      maxHeaderBytes: config.maxHeaderBytes,
+      maxConcurrentStreams: config.maxConcurrentStreams,
       tls,
     });
     let address: AddressInfo;

@@ -134,6 +134,42 @@ export const settings = defineSettings({
     default: 64 * 1024,
     parse: integer(1024, 16 * 1024 * 1024),
   },
+  maxHeaderBytes: {
+    flag: "--max-header-bytes",
+    env: "KMSD_MAX_HEADER_BYTES",
+    description: "Largest request header block accepted (HTTP/1.1 and HTTP/2), in bytes",
+    default: 16 * 1024,
+    parse: integer(1024, 1024 * 1024),
+  },
+  maxJsonDepth: {
+    flag: "--max-json-depth",
+    env: "KMSD_MAX_JSON_DEPTH",
+    description: "Deepest nesting of objects and arrays accepted in a JSON body",
+    default: 32,
+    parse: integer(2, 1000),
+  },
+  maxConcurrentStreams: {
+    flag: "--max-concurrent-streams",
+    env: "KMSD_MAX_CONCURRENT_STREAMS",
+    description: "HTTP/2 streams a client may have open at once on one connection",
+    default: 100,
+    parse: integer(1, 10_000),
+  },
+  requestTimeoutMs: {
+    flag: "--request-timeout-ms",
+    env: "KMSD_REQUEST_TIMEOUT_MS",
+    description: "Longest a request may run once received (shorter client deadlines win), in ms",
+    default: 30_000,
+    parse: integer(100, 600_000),
+  },
+  slowClientTimeoutMs: {
+    flag: "--slow-client-timeout-ms",
+    env: "KMSD_SLOW_CLIENT_TIMEOUT_MS",
+    description:
+      "Longest a client may take to send a whole request (headers and body) before it is cut off, in ms",
+    default: 10_000,
+    parse: integer(100, 600_000),
+  },
   keyCacheSize: {
     flag: "--key-cache-size",
     env: "KMSD_KEY_CACHE_SIZE",

@@ -16,6 +16,7 @@ import { huaweiJsonOptions } from "./message-codec.js";
 import { NodeCall } from "./node-call.js";
 import { type OpsEndpoint, serveOpsEndpoint } from "./ops-endpoint.js";
 import type { NodeRequest } from "./read-body.js";
+import type { RequestLimits } from "./request-limits.js";
 import type { RestHandler } from "./rest/gateway.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
 import { Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
@@ -34,7 +35,8 @@ export interface HttpHandlerOptions {
   readonly invoke: UnaryInvoker;
   /** Everything that is not a Connect RPC path: Huawei's REST API. */
   readonly rest: RestHandler;
-  readonly maxBodyBytes: number;
+  /** What requests are held to on the fast path (connect-node takes the body limit). */
+  readonly limits: RequestLimits;
   /** Told of each call refused before it reached an RPC (for the audit trail). */
   readonly onRejected: (call: NodeCall, code: string) => void;
   /**
@@ -74,7 +76,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
   const calls = new WeakMap<NodeRequest, NodeCall>();
   const unary: UnaryRpcOptions = {
     invoke: options.invoke,
-    maxBodyBytes: options.maxBodyBytes,
+    limits: options.limits,
     onRejected: options.onRejected,
   };
 
@@ -94,7 +96,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     routes: options.routes,
     interceptors: options.interceptors,
     jsonOptions: huaweiJsonOptions,
-    readMaxBytes: options.maxBodyBytes,
+    readMaxBytes: options.limits.maxBodyBytes,
     contextValues,
     fallback,
   });
@@ -107,7 +109,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       : connectNodeAdapter({
           routes: open.routes,
           interceptors: open.interceptors,
-          readMaxBytes: options.maxBodyBytes,
+          readMaxBytes: options.limits.maxBodyBytes,
           // No body hash: nothing authenticates these calls.
           contextValues: (request) => createContextValues().set(callInfoKey, calls.get(request)),
           fallback,

@@ -13,8 +13,17 @@ export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHea
 export interface ListenerOptions {
   readonly handler: RequestHandler;
   readonly streamHandler?: StreamHandler;
-  /** Time a new connection has to send its first bytes (or finish its TLS handshake), in ms. */
-  readonly firstByteTimeoutMs: number;
+  /**
+   * Time a client has to send a whole request, in ms: a new connection its
+   * first bytes (or its TLS handshake), an HTTP/1.1 request its headers and
+   * body (node answers 408 and closes the connection). HTTP/2 request bodies
+   * are timed where they are read (read-body.ts).
+   */
+  readonly slowClientTimeoutMs: number;
+  /** Largest header block, in bytes (HTTP/1.1: 431; HTTP/2: the stream is refused). */
+  readonly maxHeaderBytes: number;
+  /** HTTP/2 streams one connection may have open at once (advertised in SETTINGS). */
+  readonly maxConcurrentStreams: number;
   /** Serve TLS instead of plaintext: certificate, key, and client verification if wanted. */
   readonly tls?: tls.TlsOptions;
 }
@@ -28,6 +37,9 @@ export interface Listener {
    */
   close(graceMs: number): Promise<number>;
 }
+
+/** Idle time after which a keep-alive connection is closed, in ms. */
+const KEEP_ALIVE_MS = 65_000;
 
 // The HTTP/2 connection preface's first line. A plaintext client speaking
 // h2c with prior knowledge (gRPC) starts with it; HTTP/1.1 never does.
@@ -45,16 +57,38 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
  *   ALPN at all).
  */
 export function createListener(options: ListenerOptions): Listener {
-  const http1Server = http.createServer({ keepAliveTimeout: 65_000 }, options.handler);
+  const slow = options.slowClientTimeoutMs;
+  const http1Server = http.createServer(
+    {
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      maxHeaderSize: options.maxHeaderBytes,
+      headersTimeout: slow,
+      requestTimeout: slow,
+      // How often node checks those two timeouts (30 s by default).
+      connectionsCheckingInterval: Math.min(1000, slow),
+    },
+    options.handler,
+  );
   // This server never listens itself (it is handed sockets), but its
   // connection tracking starts on 'listening': without it, headersTimeout and
   // requestTimeout are never enforced and closeIdleConnections() does nothing.
   http1Server.emit("listening");
-  const http2Server = http2.createServer({}, options.handler);
+  const http2Server = http2.createServer(
+    {
+      maxHeaderListPairs: 256,
+      settings: {
+        maxConcurrentStreams: options.maxConcurrentStreams,
+        maxHeaderListSize: options.maxHeaderBytes,
+      },
+    },
+    options.handler,
+  );
   if (options.streamHandler !== undefined) takeStreamsFirst(http2Server, options.streamHandler);
   const sessions = new Set<http2.Http2Session>();
   http2Server.on("session", (session) => {
     sessions.add(session);
+    // An HTTP/2 connection left idle is closed like an HTTP/1.1 keep-alive one.
+    session.setTimeout(KEEP_ALIVE_MS, () => session.close());
     session.once("close", () => sessions.delete(session));
   });
 
@@ -65,7 +99,7 @@ export function createListener(options: ListenerOptions): Listener {
           {
             ...options.tls,
             ALPNProtocols: ["h2", "http/1.1"],
-            handshakeTimeout: options.firstByteTimeoutMs,
+            handshakeTimeout: slow,
           },
           (socket) => {
             const target = socket.alpnProtocol === "h2" ? http2Server : http1Server;
@@ -80,7 +114,7 @@ export function createListener(options: ListenerOptions): Listener {
   });
 
   function acceptPlaintext(socket: net.Socket): void {
-    socket.setTimeout(options.firstByteTimeoutMs, () => socket.destroy());
+    socket.setTimeout(slow, () => socket.destroy());
     socket.on("error", () => socket.destroy());
     sniff(socket, (isHttp2) => {
       socket.setTimeout(0);

@@ -39,12 +39,21 @@ export function messageFromJson(schema: DescMessage, json: JsonValue): Message {
 }
 
 /** JSON text as a request message. */
-export function messageFromJsonText(schema: DescMessage, text: string): Message {
-  return messageFromJson(schema, parseJsonObject(text));
+export function messageFromJsonText(schema: DescMessage, text: string, maxDepth: number): Message {
+  return messageFromJson(schema, parseJsonObject(text, maxDepth));
 }
 
-/** A request body as a JSON object: KMS.0202 when it is not JSON, KMS.0214 when not an object. */
-export function parseJsonObject(text: string): JsonObject {
+/**
+ * A request body as a JSON object: KMS.0202 when it is not JSON, KMS.0214
+ * when not an object or nested deeper than `maxDepth`.
+ */
+export function parseJsonObject(text: string, maxDepth: number): JsonObject {
+  if (jsonDepthExceeds(text, maxDepth)) {
+    throw kmsError(
+      "KMS.0214",
+      `the request body nests objects or arrays deeper than ${maxDepth} levels`,
+    );
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -86,4 +95,26 @@ export function headersFromNode(nodeHeaders: IncomingHttpHeaders): Headers {
     else headers.set(name, value);
   }
   return headers;
+}
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `maxDepth`, found
+ * with one pass over the text before JSON.parse builds anything (a deeply
+ * nested body would otherwise cost memory and stack before being refused).
+ */
+export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }

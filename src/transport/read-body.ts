@@ -1,6 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Readable } from "node:stream";
+import type { ConnectError } from "@connectrpc/connect";
+import { kmsError, toKmsError } from "../errors/kms-error.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 
@@ -11,34 +13,51 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** The client did not send its whole request in time: it is cut off, not answered. */
+export class SlowClientError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the request was not received within ${timeoutMs} ms`);
+    this.name = "SlowClientError";
+  }
+}
+
+export interface BodyLimits {
+  /** Largest body, in bytes. */
+  readonly maxBytes: number;
+  /** Longest the client may take to send it, in ms. */
+  readonly timeoutMs: number;
+}
+
 /**
- * Reads a request body of at most `limit` bytes. A body announced or found
- * to be larger fails with BodyTooLargeError as soon as that is known, without
- * reading (or buffering) the rest of it.
+ * Reads a request body within its limits. A body announced or found to be
+ * larger fails with BodyTooLargeError as soon as that is known, without
+ * reading (or buffering) the rest of it; one that trickles in for longer
+ * than the timeout fails with SlowClientError.
  */
-export function readBody(request: NodeRequest, limit: number): Promise<Buffer> {
-  return readStream(request, limit, request.headers["content-length"]);
+export function readBody(request: NodeRequest, limits: BodyLimits): Promise<Buffer> {
+  return readStream(request, limits, request.headers["content-length"]);
 }
 
 /** readBody for any readable (an HTTP/2 stream), given its content-length header. */
 export function readStream(
   request: Readable,
-  limit: number,
+  limits: BodyLimits,
   contentLength: string | undefined,
 ): Promise<Buffer> {
+  const limit = limits.maxBytes;
   if (Number(contentLength) > limit) return Promise.reject(new BodyTooLargeError(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const fail = (error: Error) => {
+      cleanup();
+      request.pause();
+      reject(error);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        request.pause();
-        reject(new BodyTooLargeError(limit));
-        return;
-      }
-      chunks.push(chunk);
+      if (size > limit) fail(new BodyTooLargeError(limit));
+      else chunks.push(chunk);
     };
     const onEnd = () => {
       cleanup();
@@ -46,20 +65,36 @@ export function readStream(
         chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size),
       );
     };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
+    const onAborted = () => fail(new Error("client aborted the request"));
+    const timer = setTimeout(() => fail(new SlowClientError(limits.timeoutMs)), limits.timeoutMs);
     const cleanup = () => {
+      clearTimeout(timer);
       request.off("data", onData);
       request.off("end", onEnd);
-      request.off("error", onError);
+      request.off("error", fail);
       request.off("aborted", onAborted);
     };
-    const onAborted = () => onError(new Error("client aborted the request"));
     request.on("data", onData);
     request.on("end", onEnd);
-    request.on("error", onError);
+    request.on("error", fail);
     request.on("aborted", onAborted);
   });
+}
+
+/**
+ * The answer to a body that could not be read. After a body too large or
+ * too slow the connection (HTTP/1.1) or stream (HTTP/2) is closed rather
+ * than read further: `cutOff` says so.
+ */
+export function bodyReadError(reason: unknown): { error: ConnectError; cutOff: boolean } {
+  if (reason instanceof BodyTooLargeError) {
+    return {
+      error: kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`),
+      cutOff: true,
+    };
+  }
+  if (reason instanceof SlowClientError) {
+    return { error: kmsError("KMS.0214", reason.message), cutOff: true };
+  }
+  return { error: toKmsError(reason), cutOff: false };
 }

@@ -1,12 +1,13 @@
 import { create, type JsonObject, type Message, toJsonString } from "@bufbuild/protobuf";
-import { type ConnectError, createContextValues } from "@connectrpc/connect";
+import { createContextValues } from "@connectrpc/connect";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { decodeErrorKey } from "../../interceptors/decode.js";
 import { type CallInfo, callInfoKey } from "../call-info.js";
+import { withinDeadline } from "../deadline.js";
 import { headersFromNode, messageFromJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
-import { BodyTooLargeError, type NodeRequest, readBody } from "../read-body.js";
-import { maxRequestBytes } from "../request-limits.js";
+import { bodyReadError, type NodeRequest, readBody } from "../read-body.js";
+import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
 import type { UnaryInvoker } from "../unary-invoker.js";
 import { type NodeResponse, writeHuaweiError, writeJson } from "./huawei-response.js";
 import type { RestRoute, RouteTable } from "./route-table.js";
@@ -15,10 +16,10 @@ export interface RestGatewayOptions {
   readonly routes: RouteTable;
   readonly invoke: UnaryInvoker;
   /**
-   * Largest request body read, in bytes, unless the route's RPC declares a
-   * larger (kms.v1.max_request_bytes); larger ones answer KMS.0203.
+   * The limits requests are held to: bodies larger than the server's or the
+   * route RPC's (kms.v1.max_request_bytes) answer KMS.0203.
    */
-  readonly maxBodyBytes: number;
+  readonly limits: RequestLimits;
   /** Told of every request refused before it reached an RPC (for the audit trail). */
   readonly onRejected: (call: CallInfo, projectId: string, code: string) => void;
 }
@@ -37,7 +38,7 @@ interface Progress {
  * chain as every other protocol.
  */
 export function createRestGateway(options: RestGatewayOptions): RestHandler {
-  const { routes, invoke, maxBodyBytes } = options;
+  const { routes, invoke, limits } = options;
 
   async function handle(
     request: NodeRequest,
@@ -58,27 +59,32 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
     }
     const { route, pathParams } = match;
     progress.projectId = pathParams.project_id ?? "";
-    const body = await readBody(request, maxRequestBytes(route.method, maxBodyBytes));
+    const body = await readBody(request, bodyLimits(route.method, limits));
     call.setBody(body);
     const contextValues = createContextValues().set(callInfoKey, call);
     let message: Message;
     try {
-      message = decodeRequest(route, body, pathParams);
+      message = decodeRequest(route, body, pathParams, limits.maxJsonDepth);
     } catch (error) {
       // Answered after authentication (see interceptors/decode.ts).
       contextValues.set(decodeErrorKey, toKmsError(error));
       message = create(route.method.input, { projectId: progress.projectId });
     }
     progress.reachedRpc = true;
-    const result = await invoke({
-      method: route.method,
-      message,
-      protocolName: "rest",
-      requestMethod: call.httpMethod,
-      url: call.rawTarget,
-      requestHeader: () => headersFromNode(request.headers),
-      contextValues,
-    });
+    const timeoutMs = effectiveTimeoutMs(undefined, limits);
+    const result = await withinDeadline(
+      invoke({
+        method: route.method,
+        message,
+        protocolName: "rest",
+        requestMethod: call.httpMethod,
+        url: call.rawTarget,
+        requestHeader: () => headersFromNode(request.headers),
+        contextValues,
+        deadline: Date.now() + timeoutMs,
+      }),
+      timeoutMs,
+    );
     const answer = toJsonString(route.method.output, result.message, {
       useProtoFieldName: true,
       alwaysEmitImplicit: true,
@@ -89,17 +95,14 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
   return (request, response, call) => {
     const progress: Progress = { projectId: "", reachedRpc: false };
     handle(request, response, call, progress).catch((reason: unknown) => {
-      const tooLarge = reason instanceof BodyTooLargeError;
-      const error: ConnectError = tooLarge
-        ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
-        : toKmsError(reason);
+      const { error, cutOff } = bodyReadError(reason);
       if (!progress.reachedRpc) options.onRejected(call, progress.projectId, huaweiCodeOf(error));
-      // After refusing an oversized body, close the connection rather than
-      // read the rest of it.
+      // After refusing an oversized or too slow body, close the connection
+      // rather than read the rest of it.
       const headers: Record<string, string> = {};
-      if (tooLarge && request.httpVersionMajor === 1) headers.connection = "close";
+      if (cutOff && request.httpVersionMajor === 1) headers.connection = "close";
       writeHuaweiError(response, error, call.requestId, headers);
-      if (tooLarge) {
+      if (cutOff) {
         response.once("finish", () => {
           if ("stream" in request) request.stream.close();
           else request.socket.destroySoon();
@@ -109,8 +112,13 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
   };
 }
 
-function decodeRequest(route: RestRoute, body: Buffer, pathParams: Record<string, string>) {
-  const json = body.length === 0 ? {} : parseJsonObject(body.toString("utf8"));
+function decodeRequest(
+  route: RestRoute,
+  body: Buffer,
+  pathParams: Record<string, string>,
+  maxJsonDepth: number,
+) {
+  const json = body.length === 0 ? {} : parseJsonObject(body.toString("utf8"), maxJsonDepth);
   const fields: JsonObject = route.body === "*" ? { ...json } : {};
   for (const [name, value] of Object.entries(pathParams)) {
     const inBody = fields[name];

@@ -4,8 +4,8 @@ import type {
   OutgoingHttpHeaders,
   ServerResponse,
 } from "node:http";
-import type { ServerHttp2Stream } from "node:http2";
-import { readStream } from "../read-body.js";
+import http2, { type ServerHttp2Stream } from "node:http2";
+import { type BodyLimits, readStream } from "../read-body.js";
 
 /**
  * One request/response exchange as the unary fast paths need it, over a raw
@@ -15,7 +15,7 @@ import { readStream } from "../read-body.js";
  */
 export interface Exchange {
   readonly headers: IncomingHttpHeaders;
-  readBody(limit: number): Promise<Buffer>;
+  readBody(limits: BodyLimits): Promise<Buffer>;
   /** Answers with a body, then trailers (HTTP/2 only; ignored by HTTP/1.1). */
   respond(
     status: number,
@@ -25,6 +25,13 @@ export interface Exchange {
   ): void;
   /** Answers with headers alone, ending the exchange (gRPC's trailers-only). */
   respondHeadersOnly(status: number, headers: OutgoingHttpHeaders): void;
+  /**
+   * Makes the answer the last thing this request gets (a body too large or
+   * too slow is not read further): HTTP/2 resets the stream once answered,
+   * HTTP/1.1 answers with Connection: close and closes the connection.
+   * Call before answering.
+   */
+  closeAfterAnswer(): void;
   /** True once the client went away or the answer was sent. */
   readonly done: boolean;
   /** Aborted when the client goes away first. */
@@ -44,8 +51,8 @@ export class Http2Exchange implements Exchange {
     stream.on("error", ignoreStreamError);
   }
 
-  readBody(limit: number): Promise<Buffer> {
-    return readStream(this.stream, limit, this.headers["content-length"]);
+  readBody(limits: BodyLimits): Promise<Buffer> {
+    return readStream(this.stream, limits, this.headers["content-length"]);
   }
 
   get done(): boolean {
@@ -85,6 +92,15 @@ export class Http2Exchange implements Exchange {
     // One HEADERS frame ending the stream: what gRPC clients read as trailers-only.
     this.stream.respond({ ":status": status, ...headers }, { endStream: true });
   }
+
+  closeAfterAnswer(): void {
+    const stream = this.stream;
+    // After a complete answer, NO_ERROR tells the client to stop sending
+    // (RFC 9113 §8.1) without discarding the answer it already has.
+    const close = () => stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    if (stream.headersSent) close();
+    else stream.once("finish", close);
+  }
 }
 
 function ignoreStreamError(): void {}
@@ -99,8 +115,8 @@ export class Http1Exchange implements Exchange {
     return this.request.headers;
   }
 
-  readBody(limit: number): Promise<Buffer> {
-    return readStream(this.request, limit, this.request.headers["content-length"]);
+  readBody(limits: BodyLimits): Promise<Buffer> {
+    return readStream(this.request, limits, this.request.headers["content-length"]);
   }
 
   get done(): boolean {
@@ -124,5 +140,12 @@ export class Http1Exchange implements Exchange {
     if (this.done) return;
     this.response.writeHead(status, { ...headers, "content-length": 0 });
     this.response.end();
+  }
+
+  closeAfterAnswer(): void {
+    // The client must not send another request on this connection either.
+    this.response.shouldKeepAlive = false;
+    this.response.setHeader("connection", "close");
+    this.response.once("finish", () => this.request.socket.destroySoon());
   }
 }

@@ -6,10 +6,11 @@ import {
   toBinary,
   toJsonString,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { type ConnectError, createContextValues } from "@connectrpc/connect";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { decodeErrorKey } from "../../interceptors/decode.js";
 import { callInfoKey } from "../call-info.js";
+import { withinDeadline } from "../deadline.js";
 import {
   headersFromNode,
   huaweiJsonOptions,
@@ -17,8 +18,8 @@ import {
   messageFromJsonText,
 } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
-import { BodyTooLargeError } from "../read-body.js";
-import { maxRequestBytes } from "../request-limits.js";
+import { bodyReadError } from "../read-body.js";
+import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
 import type { UnaryInvoker, UnaryResult } from "../unary-invoker.js";
 import { envelope, singleMessage } from "./envelope.js";
 import type { Exchange } from "./exchange.js";
@@ -29,8 +30,8 @@ export type RpcCodec = "proto" | "json";
 
 export interface UnaryRpcOptions {
   readonly invoke: UnaryInvoker;
-  /** The server's request limit; an RPC may declare a larger one (request-limits.ts). */
-  readonly maxBodyBytes: number;
+  /** What requests are held to (an RPC may declare a larger body limit). */
+  readonly limits: RequestLimits;
   /** Told of a request refused before it reached an RPC (for the audit trail). */
   readonly onRejected: (call: NodeCall, code: string) => void;
 }
@@ -78,15 +79,14 @@ export async function serveUnaryRpc(
     );
   };
 
+  const { limits } = options;
   let body: Buffer;
   try {
-    body = await exchange.readBody(maxRequestBytes(method, options.maxBodyBytes));
+    body = await exchange.readBody(bodyLimits(method, limits));
   } catch (reason) {
-    const error =
-      reason instanceof BodyTooLargeError
-        ? kmsError("KMS.0203", `the request body is larger than ${reason.limit} bytes`)
-        : toKmsError(reason);
+    const { error, cutOff } = bodyReadError(reason);
     options.onRejected(call, huaweiCodeOf(error));
+    if (cutOff) exchange.closeAfterAnswer();
     answerError(error);
     return;
   }
@@ -103,7 +103,7 @@ export async function serveUnaryRpc(
     call.setBody(bytes);
     message =
       codec === "json"
-        ? messageFromJsonText(method.input, bytes.toString("utf8"))
+        ? messageFromJsonText(method.input, bytes.toString("utf8"), limits.maxJsonDepth)
         : messageFromBinary(method.input, bytes);
   } catch (reason) {
     // Answered after authentication (see interceptors/decode.ts).
@@ -111,36 +111,26 @@ export async function serveUnaryRpc(
     message = create(method.input);
   }
 
-  const deadline = request.timeoutMs === undefined ? undefined : Date.now() + request.timeoutMs;
-  const invocation = options.invoke({
-    method,
-    message,
-    protocolName: protocol,
-    requestMethod: call.httpMethod,
-    url: call.rawTarget,
-    requestHeader: () => headersFromNode(exchange.headers),
-    contextValues,
-    deadline,
-    clientSignal: () => exchange.signal,
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const expiry =
-    request.timeoutMs === undefined
-      ? undefined
-      : new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)),
-            request.timeoutMs,
-          );
-        });
+  const timeoutMs = effectiveTimeoutMs(request.timeoutMs, limits);
   let result: UnaryResult;
   try {
-    result = await (expiry === undefined ? invocation : Promise.race([invocation, expiry]));
+    result = await withinDeadline(
+      options.invoke({
+        method,
+        message,
+        protocolName: protocol,
+        requestMethod: call.httpMethod,
+        url: call.rawTarget,
+        requestHeader: () => headersFromNode(exchange.headers),
+        contextValues,
+        deadline: Date.now() + timeoutMs,
+        clientSignal: () => exchange.signal,
+      }),
+      timeoutMs,
+    );
   } catch (reason) {
     answerError(toKmsError(reason));
     return;
-  } finally {
-    clearTimeout(timer);
   }
 
   const headers = { ...headerObject(result.header), ...baseHeaders };
