@@ -2,6 +2,7 @@ import { unwrapSecret } from "../crypto/key-wrap.js";
 import type { RootKey } from "../keys/root-key.js";
 import type { AccessStore, CredentialRecord, TokenRecord } from "../keystore/access-types.js";
 import type { KeyChange } from "../keystore/types.js";
+import { tokenHash } from "./secrets.js";
 
 export interface ResolvedCredential {
   readonly record: CredentialRecord;
@@ -59,13 +60,18 @@ export class AccessResolver {
     return resolved;
   }
 
-  async token(hash: string): Promise<TokenRecord | undefined> {
-    const cached = this.tokens.get(hash);
+  /**
+   * The token's record, by the token itself. The cache is keyed by the token
+   * (this process already holds secret keys in memory): a hit costs no
+   * SHA-256, which was a measurable share of an authenticated request.
+   */
+  async token(token: string): Promise<TokenRecord | undefined> {
+    const cached = this.tokens.get(token);
     if (cached !== undefined) return cached;
     const generation = this.tokenGeneration;
-    const record = await this.store.getTokenByHash(hash);
+    const record = await this.store.getTokenByHash(tokenHash(token));
     if (record !== undefined && generation === this.tokenGeneration) {
-      remember(this.tokens, hash, record);
+      remember(this.tokens, token, record);
     }
     return record;
   }
@@ -79,8 +85,8 @@ export class AccessResolver {
     }
     if (change.kind === "token") {
       this.tokenGeneration += 1;
-      for (const [hash, token] of this.tokens) {
-        if (token.tokenId === change.keyId) this.tokens.delete(hash);
+      for (const [token, record] of this.tokens) {
+        if (record.tokenId === change.keyId) this.tokens.delete(token);
       }
     }
   }

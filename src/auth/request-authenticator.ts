@@ -11,7 +11,6 @@ import {
   sign,
   signaturesEqual,
 } from "./sdk-hmac-sha256.js";
-import { tokenHash } from "./secrets.js";
 
 /** What authentication reads of a request, on every protocol alike. */
 export interface AuthenticationInput {
@@ -60,7 +59,7 @@ export class RequestAuthenticator {
   }
 
   private async verifyToken(token: string): Promise<Principal> {
-    const record = await this.access.token(tokenHash(token));
+    const record = await this.access.token(token);
     if (record === undefined || record.revokedAt !== null) {
       throw kmsError("APIGW.0301", "the token is invalid or has been revoked");
     }
