@@ -5,12 +5,13 @@ import {
   isMessage,
   type Message,
 } from "@bufbuild/protobuf";
-import type {
-  ContextValues,
-  HandlerContext,
-  Interceptor,
-  UnaryRequest,
-  UnaryResponse,
+import {
+  type ContextValues,
+  createContextKey,
+  type HandlerContext,
+  type Interceptor,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
 
 /** A unary handler of the service, as ServiceImpl declares it. */
@@ -133,29 +134,47 @@ export function createUnaryInvoker(
   interceptors: readonly Interceptor[],
 ): UnaryInvoker {
   const handlers = service as Record<string, UnaryHandler | undefined>;
+  // One chain per method, built on its first call: building it per request
+  // cost a closure per interceptor per call. The call's own context reaches
+  // the innermost function through contextValues, which every interceptor
+  // passes on.
+  const chains = new Map<DescMethodUnary, UnaryNext>();
+  const chainFor = (method: DescMethodUnary): UnaryNext => {
+    let chain = chains.get(method);
+    if (chain === undefined) {
+      const handler = handlers[method.localName];
+      if (handler === undefined) throw new TypeError(`no handler for ${method.name}`);
+      const innermost = async (request: UnaryRequest): Promise<UnaryResponse> => {
+        const context = request.contextValues.get(callContextKey);
+        if (context === undefined) throw new TypeError("an interceptor dropped the call's context");
+        return {
+          stream: false,
+          service: method.parent,
+          method,
+          get header() {
+            return context.responseHeader;
+          },
+          get trailer() {
+            return context.responseTrailer;
+          },
+          message: asMessage(method.output, await handler(request.message, context)),
+        };
+      };
+      chain = interceptors.reduceRight<UnaryNext>(
+        // An Interceptor wraps unary and streaming calls alike; this chain only
+        // ever carries unary ones, so its functions are narrowed to them.
+        (next, interceptor) => interceptor(next as never) as never,
+        innermost,
+      );
+      chains.set(method, chain);
+    }
+    return chain;
+  };
   return async (call) => {
     const { method } = call;
-    const handler = handlers[method.localName];
-    if (handler === undefined) throw new TypeError(`no handler for ${method.name}`);
+    const chain = chainFor(method);
     const context = new CallContext(call);
-    const innermost = async (request: UnaryRequest): Promise<UnaryResponse> => ({
-      stream: false,
-      service: method.parent,
-      method,
-      get header() {
-        return context.responseHeader;
-      },
-      get trailer() {
-        return context.responseTrailer;
-      },
-      message: asMessage(method.output, await handler(request.message, context)),
-    });
-    const chain = interceptors.reduceRight<(request: UnaryRequest) => Promise<UnaryResponse>>(
-      // An Interceptor wraps unary and streaming calls alike; this chain only
-      // ever carries unary ones, so its functions are narrowed to them.
-      (next, interceptor) => interceptor(next as never) as never,
-      innermost,
-    );
+    call.contextValues.set(callContextKey, context);
     const request: UnaryRequest = {
       stream: false,
       service: method.parent,
@@ -179,6 +198,12 @@ export function createUnaryInvoker(
     }
   };
 }
+
+type UnaryNext = (request: UnaryRequest) => Promise<UnaryResponse>;
+
+const callContextKey = createContextKey<CallContext | undefined>(undefined, {
+  description: "the unary invoker's call context",
+});
 
 function asMessage(schema: DescMessage, output: unknown): Message {
   return isMessage(output, schema) ? output : create(schema, output as never);
