@@ -1,3 +1,5 @@
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   credentialSecretBinding,
@@ -240,6 +242,43 @@ async function unwrapEverything(
     await store.close();
   }
 }
+
+describe("previous root key settings", () => {
+  it("take a file of keys (comments and blank lines allowed) besides the environment, and name a malformed key", async () => {
+    const dataDir = await newDataDir();
+    const created = await runCli(["keys", "create", "--project", "p", "--alias", "a"], dataDir);
+    expect(created.code, created.stderr).toBe(0);
+    const fresh = newRootKey();
+    const other = newRootKey();
+    const file = path.join(dataDir, "previous-root-keys");
+    await writeFile(file, `# retired 2026-11-27\n${OLD_ROOT_KEY}\n\n${other.base64}\n`, {
+      mode: 0o600,
+    });
+
+    const fromFile = await status(dataDir, {
+      KMSD_ROOT_KEY: fresh.base64,
+      KMSD_PREVIOUS_ROOT_KEYS_FILE: file,
+    });
+    expect(fromFile).toMatchObject({
+      previous_root_key_ids: [OLD.id, other.id],
+      key_versions_not_under_primary: { [OLD.id]: 1 },
+      complete: false,
+    });
+
+    const malformed = await runCli(["root-key", "status"], dataDir, {
+      KMSD_ROOT_KEY: fresh.base64,
+      KMSD_PREVIOUS_ROOT_KEYS: `${OLD_ROOT_KEY},not-a-key`,
+    });
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain("KMSD_PREVIOUS_ROOT_KEYS (key 2)");
+    expect(malformed.stderr).not.toContain(OLD_ROOT_KEY);
+
+    // Without the old key, the store (still under it) refuses the new one alone.
+    const alone = await runCli(["root-key", "status"], dataDir, rootKeyEnv(fresh.base64));
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain(OLD.id);
+  }, 60_000);
+});
 
 describe("root key rotation and crashes", () => {
   it("killed (SIGKILL) at random moments, every record stays readable with {old, new}; rerun, it finishes", async () => {
