@@ -110,10 +110,10 @@ export async function resolveRootKeys(
   const expectedId = await store.getMeta(ROOT_KEY_META);
   const bytes = await loadConfiguredKey(settings, expectedId === undefined, warn);
   const primary = { bytes, id: rootKeyId(bytes) };
-  const keys = new RootKeySet(
-    primary,
-    (await loadPreviousKeys(settings)).filter((key) => key.id !== primary.id),
-  );
+  // The same key listed twice, or the primary listed again, counts once.
+  const previous = new Map((await loadPreviousKeys(settings)).map((key) => [key.id, key]));
+  previous.delete(primary.id);
+  const keys = new RootKeySet(primary, [...previous.values()]);
   if (expectedId !== undefined && keys.byId(expectedId) === undefined) {
     throw new RootKeyError(
       `the root key (fingerprint ${primary.id}) is not the one this store was created with (fingerprint ${expectedId})` +

@@ -55,6 +55,7 @@ async function stop(server: ServeProcess): Promise<void> {
 
 interface RootKeyStatusJson {
   store_root_key_id: string;
+  previous_root_key_ids: string[];
   key_versions_not_under_primary: Record<string, number>;
   credentials_not_under_primary: Record<string, number>;
   audit_key_root_key_id: string | null;
@@ -255,12 +256,14 @@ describe("previous root key settings", () => {
       mode: 0o600,
     });
 
+    // The old key given twice and the primary given as previous count once.
     const fromFile = await status(dataDir, {
       KMSD_ROOT_KEY: fresh.base64,
+      KMSD_PREVIOUS_ROOT_KEYS: `${OLD_ROOT_KEY},${fresh.base64}`,
       KMSD_PREVIOUS_ROOT_KEYS_FILE: file,
     });
+    expect(fromFile.previous_root_key_ids).toEqual([OLD.id, other.id]);
     expect(fromFile).toMatchObject({
-      previous_root_key_ids: [OLD.id, other.id],
       key_versions_not_under_primary: { [OLD.id]: 1 },
       complete: false,
     });
