@@ -65,45 +65,61 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-/** HTTP/2 (h2c, prior knowledge) load with h2load: one connection, `concurrency` streams. */
-export async function h2load(target: Target, options: LoadOptions): Promise<LoadResult> {
-  const bodyFile = `${options.workDir}/h2load-body`;
-  const logFile = `${options.workDir}/h2load.log`;
-  await writeFile(bodyFile, target.body);
-  await rm(logFile, { force: true });
-  const args = (seconds: number, log: boolean) => [
-    ...options.pin,
+interface H2loadRun {
+  /** Connections, each with `streams` requests in flight at most. */
+  readonly clients: number;
+  readonly streams: number;
+  readonly seconds: number;
+  /** Requests per second per connection; unpaced (as fast as answers come) when absent. */
+  readonly rpsPerClient?: number;
+  /** Where per-request lines go, for the latency percentiles. */
+  readonly logFile?: string;
+}
+
+/** Runs h2load once against the target; resolves to its summary output. */
+async function runH2load(
+  target: Target,
+  bodyFile: string,
+  pin: readonly string[],
+  spec: H2loadRun,
+): Promise<string> {
+  const [command, ...args] = [
+    ...pin,
     "h2load",
     "-c",
-    "1",
+    String(spec.clients),
     "-m",
-    String(options.concurrency),
+    String(spec.streams),
     "-D",
-    String(seconds),
+    String(spec.seconds),
+    ...(spec.rpsPerClient === undefined ? [] : ["--rps", String(spec.rpsPerClient)]),
     "-d",
     bodyFile,
     ...Object.entries(target.headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),
-    ...(log ? ["--log-file", logFile] : []),
+    ...(spec.logFile === undefined ? [] : ["--log-file", spec.logFile]),
     target.url,
   ];
-  const [command, ...rest] = args(options.warmupSeconds, false);
-  await run(command ?? "h2load", rest);
-  const pids = await options.serverPids();
-  const before = await cpuSeconds(pids);
-  const [measured, ...measuredArgs] = args(options.seconds, true);
-  const { stdout } = await run(measured ?? "h2load", measuredArgs, { maxBuffer: 1 << 24 });
-  const cpu = (await cpuSeconds(pids)) - before;
+  const { stdout } = await run(command ?? "h2load", args, { maxBuffer: 1 << 24 });
+  return stdout;
+}
+
+/** Counts from h2load's own summary; latencies from its per-request log. */
+async function h2loadResult(
+  stdout: string,
+  logFile: string,
+  plannedSeconds: number,
+  cpu: number,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   for (const line of (await readFile(logFile, "utf8")).split("\n")) {
     const [, status, micros] = line.split("\t");
     if (status !== undefined && micros !== undefined) latencies.push(Number(micros) / 1000);
   }
   latencies.sort((a, b) => a - b);
-  // Counts from h2load's own summary; the log is only for the latency percentiles.
   const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(stdout);
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(stdout);
   const ok = /status codes: (\d+) 2xx/.exec(stdout);
-  const seconds = Number(finished?.[1] ?? options.seconds);
+  const seconds = Number(finished?.[1] ?? plannedSeconds);
   const requests = Number(done?.[1] ?? 0);
   const failures = requests - Math.min(Number(done?.[2] ?? 0), Number(ok?.[1] ?? 0));
   return {
@@ -115,6 +131,56 @@ export async function h2load(target: Target, options: LoadOptions): Promise<Load
     cpuUsPerRequest: (cpu * 1e6) / Math.max(1, requests),
     failures,
   };
+}
+
+/** HTTP/2 (h2c, prior knowledge) load with h2load: one connection, `concurrency` streams. */
+export async function h2load(target: Target, options: LoadOptions): Promise<LoadResult> {
+  const bodyFile = `${options.workDir}/h2load-body`;
+  const logFile = `${options.workDir}/h2load.log`;
+  await writeFile(bodyFile, target.body);
+  await rm(logFile, { force: true });
+  const shape = { clients: 1, streams: options.concurrency };
+  await runH2load(target, bodyFile, options.pin, { ...shape, seconds: options.warmupSeconds });
+  const pids = await options.serverPids();
+  const before = await cpuSeconds(pids);
+  const stdout = await runH2load(target, bodyFile, options.pin, {
+    ...shape,
+    seconds: options.seconds,
+    logFile,
+  });
+  const cpu = (await cpuSeconds(pids)) - before;
+  return h2loadResult(stdout, logFile, options.seconds, cpu);
+}
+
+export interface PacedOptions {
+  readonly seconds: number;
+  /** Requests per second in all (spread over the connections, rounded down per connection). */
+  readonly rps: number;
+  readonly clients: number;
+  /** Most requests in flight per connection (enough for rps × latency). */
+  readonly streams: number;
+  readonly pin: readonly string[];
+  /** A directory of its own: the body and log files live there. */
+  readonly workDir: string;
+}
+
+/**
+ * HTTP/2 load at a fixed rate (h2load --rps): for soak runs, where the
+ * server must keep up with a steady rate rather than be driven flat out.
+ */
+export async function h2loadPaced(target: Target, options: PacedOptions): Promise<LoadResult> {
+  const bodyFile = `${options.workDir}/h2load-body`;
+  const logFile = `${options.workDir}/h2load.log`;
+  await writeFile(bodyFile, target.body);
+  await rm(logFile, { force: true });
+  const stdout = await runH2load(target, bodyFile, options.pin, {
+    clients: options.clients,
+    streams: options.streams,
+    seconds: options.seconds,
+    rpsPerClient: Math.max(1, Math.floor(options.rps / options.clients)),
+    logFile,
+  });
+  return h2loadResult(stdout, logFile, options.seconds, 0);
 }
 
 /** HTTP/1.1 load with wrk: `concurrency` keep-alive connections, one request in flight each. */

@@ -10,12 +10,13 @@
  *   BENCH_SECONDS=3 npm run bench  # shorter runs
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { envelope } from "../src/transport/rpc/envelope.js";
+import { createKey, encryptOnce, projectToken } from "./kmsd-api.js";
 import { ROOT, type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import {
   canPin,
@@ -27,6 +28,7 @@ import {
   type Target,
   wrk,
 } from "./load.js";
+import { writeResults } from "./report.js";
 import { seedKeys } from "./seed.js";
 import { encryptUnderEveryKey } from "./warm-keys.js";
 
@@ -107,13 +109,13 @@ async function main(): Promise<void> {
     // kmsd, production setup: authentication, validation and audit on, SQLite.
     let kmsd = await startKmsd({ pin: serverPin, dataDir, rootKey, port: nextPort++ });
     const idleRss = await kmsd.rssMb();
-    const token = await projectToken(dataDir, rootKey);
-    const keyId = await createKey(kmsd.port, token);
+    const token = projectToken(dataDir, rootKey, PROJECT);
+    const keyId = await createKey(kmsd.port, token, PROJECT);
     try {
       for (const size of [8, 4096]) {
         const plain = "x".repeat(size);
         const base = baselineResults.get(`encrypt-${size}`);
-        const cipherText = await encryptOnce(kmsd.port, token, keyId, plain);
+        const cipherText = await encryptOnce(kmsd.port, token, PROJECT, keyId, plain);
         const cases: [string, Target, "h2" | "h1"][] = [
           [
             "gRPC (h2c)",
@@ -351,60 +353,6 @@ function spreadScript(keyIds: readonly string[], token: string): string {
   ].join("\n");
 }
 
-/** An admin token for the benchmark's project, made with the CLI as a user would. */
-async function projectToken(dataDir: string, rootKey: string): Promise<string> {
-  const { execFileSync } = await import("node:child_process");
-  const output = execFileSync(
-    process.execPath,
-    [
-      path.join(ROOT, "bin/kmsd.js"),
-      "tokens",
-      "create",
-      "--project",
-      PROJECT,
-      "--role",
-      "admin",
-      "--ttl",
-      "1d",
-      "--data-dir",
-      dataDir,
-    ],
-    { env: { ...process.env, KMSD_ROOT_KEY: rootKey } },
-  );
-  return (JSON.parse(output.toString()) as { token: string }).token;
-}
-
-async function post(url: string, token: string, body: object): Promise<Record<string, unknown>> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  });
-  const json = (await response.json()) as Record<string, unknown>;
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function createKey(port: number, token: string): Promise<string> {
-  const created = await post(`http://127.0.0.1:${port}/v1.0/${PROJECT}/kms/create-key`, token, {
-    key_alias: `bench-${Date.now()}`,
-  });
-  return String((created.key_info as { key_id: string }).key_id);
-}
-
-async function encryptOnce(
-  port: number,
-  token: string,
-  keyId: string,
-  plain: string,
-): Promise<string> {
-  const encrypted = await post(`http://127.0.0.1:${port}/v1.0/${PROJECT}/kms/encrypt-data`, token, {
-    key_id: keyId,
-    plain_text: plain,
-  });
-  return String(encrypted.cipher_text);
-}
-
 function fmt(value: number, digits = 0): string {
   return Number.isFinite(value)
     ? value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits })
@@ -437,17 +385,7 @@ async function writeReport(memory: {
     .filter((row) => row.note !== undefined)
     .map((row) => `- ${row.group}, ${row.name}: ${row.note}`);
   const report = `${machine.join("\n")}\n\n${lines.join("\n")}\n${notes.length > 0 ? `\n${notes.join("\n")}\n` : ""}`;
-  const file = path.join(ROOT, "docs/benchmarks.md");
-  const current = await readFile(file, "utf8").catch(() => "");
-  const begin = "<!-- begin results -->";
-  const end = "<!-- end results -->";
-  const from = current.indexOf(begin);
-  const to = current.indexOf(end);
-  const next =
-    from >= 0 && to > from
-      ? `${current.slice(0, from + begin.length)}\n${report}${current.slice(to)}`
-      : `# Benchmarks\n\n${begin}\n${report}${end}\n`;
-  await writeFile(file, next);
+  await writeResults(path.join(ROOT, "docs/benchmarks.md"), "Benchmarks", report);
   console.log(report);
 }
 

@@ -1,6 +1,6 @@
 import { createHmac, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
-import { unwrapSecret, WRAP_IV_LENGTH, wrapSecret } from "../crypto/key-wrap.js";
-import type { RootKey } from "../keys/root-key.js";
+import { UnwrapError, unwrapSecret, WRAP_IV_LENGTH, wrapSecret } from "../crypto/key-wrap.js";
+import type { RootKey, RootKeySet } from "../keys/root-key.js";
 import type { KeyStore } from "../keystore/types.js";
 
 const CHAIN_KEY_META = "audit_chain_key";
@@ -18,13 +18,71 @@ export interface AuditKeys {
  * wrapped under the root key in the store's metadata (so root key rotation
  * re-wraps it and the chain stays verifiable), and a key derived from it.
  */
-export async function loadAuditKeys(store: KeyStore, rootKey: RootKey): Promise<AuditKeys> {
-  const fresh = wrapSecret(rootKey.bytes, BINDING, randomBytes(32), randomBytes(WRAP_IV_LENGTH));
+export async function loadAuditKeys(store: KeyStore, rootKeys: RootKeySet): Promise<AuditKeys> {
+  const fresh = wrapChainKey(rootKeys.primary, randomBytes(32));
   // Whoever creates the store first wins; everyone else reads that key.
-  const stored = await store.initMeta(CHAIN_KEY_META, fresh.toString("base64"));
-  const chain = unwrapSecret(rootKey.bytes, BINDING, Buffer.from(stored, "base64"));
+  const stored = await store.initMeta(CHAIN_KEY_META, fresh);
+  const chain = unwrapChainKey(stored, rootKeys).secret;
   const contextValues = createHmac("sha256", chain).update("kmsd audit context values v1").digest();
   return { chain: createSecretKey(chain), contextValues: createSecretKey(contextValues) };
+}
+
+/** The fingerprint of the configured root key the stored chain key unwraps under, if any. */
+export async function auditKeyRootKeyId(
+  store: KeyStore,
+  rootKeys: RootKeySet,
+): Promise<string | undefined> {
+  const stored = await store.getMeta(CHAIN_KEY_META);
+  if (stored === undefined) return undefined;
+  try {
+    return unwrapChainKey(stored, rootKeys).rootKey.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Rewraps the stored chain key under the primary root key (compare-and-set
+ * on the stored value, so a concurrent rewrap is never overwritten).
+ * Resolves whether this call rewrapped it (false: it already was).
+ */
+export async function rewrapAuditKey(store: KeyStore, rootKeys: RootKeySet): Promise<boolean> {
+  for (;;) {
+    const stored = await store.getMeta(CHAIN_KEY_META);
+    if (stored === undefined) return false;
+    const { secret, rootKey } = unwrapChainKey(stored, rootKeys);
+    try {
+      if (rootKey.id === rootKeys.primary.id) return false;
+      const rewrapped = wrapChainKey(rootKeys.primary, secret);
+      if (await store.replaceMeta(CHAIN_KEY_META, stored, rewrapped)) return true;
+    } finally {
+      secret.fill(0);
+    }
+  }
+}
+
+function wrapChainKey(rootKey: RootKey, secret: Buffer): string {
+  return wrapSecret(rootKey.bytes, BINDING, secret, randomBytes(WRAP_IV_LENGTH)).toString("base64");
+}
+
+/**
+ * The stored value does not name its root key (it predates rotation), so
+ * each configured key is tried, the primary first: AES-GCM's tag tells a
+ * wrong key apart.
+ */
+function unwrapChainKey(
+  stored: string,
+  rootKeys: RootKeySet,
+): { secret: Buffer; rootKey: RootKey } {
+  const wrapped = Buffer.from(stored, "base64");
+  for (const rootKey of rootKeys.all) {
+    try {
+      return { secret: unwrapSecret(rootKey.bytes, BINDING, wrapped), rootKey };
+    } catch (error) {
+      if (!(error instanceof UnwrapError)) throw error;
+    }
+  }
+  throw new UnwrapError("the audit chain key does not unwrap under any configured root key");
 }
 
 /** What the audit trail records of an encryption context value: 128 bits of its HMAC. */

@@ -1,5 +1,5 @@
-import { unwrapSecret } from "../crypto/key-wrap.js";
-import type { RootKey } from "../keys/root-key.js";
+import { credentialSecretBinding, unwrapSecret } from "../crypto/key-wrap.js";
+import type { RootKeySet } from "../keys/root-key.js";
 import type { AccessStore, CredentialRecord, TokenRecord } from "../keystore/access-types.js";
 import type { KeyChange } from "../keystore/types.js";
 import { tokenHash } from "./secrets.js";
@@ -36,7 +36,7 @@ export class AccessResolver {
 
   constructor(
     private readonly store: AccessStore,
-    private readonly rootKey: RootKey,
+    private readonly rootKeys: RootKeySet,
   ) {}
 
   async credential(accessKey: string): Promise<ResolvedCredential | undefined> {
@@ -50,9 +50,10 @@ export class AccessResolver {
       if (current) remember(this.unknownCredentials, accessKey, true);
       return undefined;
     }
+    const rootKey = this.rootKeys.forRecord(record.rootKeyId, `credential ${record.accessKey}`);
     const secret = unwrapSecret(
-      this.rootKey.bytes,
-      { purpose: "credential secret", id: record.accessKey, version: 1 },
+      rootKey.bytes,
+      credentialSecretBinding(record.accessKey),
       record.wrappedSecret,
     ).toString("utf8");
     const resolved = { record, secret };

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { WRAP_IV_LENGTH, wrapSecret } from "../crypto/key-wrap.js";
+import { credentialSecretBinding, WRAP_IV_LENGTH, wrapSecret } from "../crypto/key-wrap.js";
 import type { RootKey } from "../keys/root-key.js";
 import { type AccessStore, CredentialState, type Role } from "../keystore/access-types.js";
 import { newAccessKey, newSecretKey, newToken, newTokenId, tokenHash } from "./secrets.js";
@@ -34,7 +34,7 @@ export async function issueCredential(
     role: request.role,
     wrappedSecret: wrapSecret(
       rootKey.bytes,
-      { purpose: "credential secret", id: accessKey, version: 1 },
+      credentialSecretBinding(accessKey),
       Buffer.from(secretKey, "utf8"),
       randomBytes(WRAP_IV_LENGTH),
     ),

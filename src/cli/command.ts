@@ -34,6 +34,16 @@ export class UsageError extends Error {
   }
 }
 
+/** The settings of a command that opens the store: where it is and its root keys. */
+export const STORE_SETTINGS: readonly SettingName[] = [
+  "dataDir",
+  "rootKey",
+  "rootKeyFile",
+  "previousRootKeys",
+  "previousRootKeysFile",
+  "logLevel",
+];
+
 /** Settings every command takes besides its own: where the others may come from. */
 const commonSettings: readonly SettingName[] = ["config"];
 

@@ -6,9 +6,16 @@ import { type Command, commandHelp, parseCommandArgs, UsageError } from "./comma
 import { accessCommands } from "./commands/access.js";
 import { auditCommands } from "./commands/audit.js";
 import { keysCommands } from "./commands/keys.js";
+import { rootKeyCommands } from "./commands/root-key.js";
 import { serveCommand } from "./commands/serve.js";
 
-const commands: Command[] = [serveCommand, ...keysCommands, ...accessCommands, ...auditCommands];
+const commands: Command[] = [
+  serveCommand,
+  ...keysCommands,
+  ...accessCommands,
+  ...auditCommands,
+  ...rootKeyCommands,
+];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((command) => command.path.join(" ").length));

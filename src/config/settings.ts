@@ -120,6 +120,23 @@ export const settings = defineSettings({
     default: "",
     parse: text,
   },
+  previousRootKeys: {
+    flag: "",
+    env: "KMSD_PREVIOUS_ROOT_KEYS",
+    description:
+      "Previous root keys, base64, comma-separated: they only unwrap, during a root key rotation (environment only)",
+    default: "",
+    parse: text,
+    envOnly: true,
+  },
+  previousRootKeysFile: {
+    flag: "--previous-root-keys-file",
+    env: "KMSD_PREVIOUS_ROOT_KEYS_FILE",
+    description:
+      "File holding previous root keys, one base64 key per line: they only unwrap (see docs/root-key.md)",
+    default: "",
+    parse: text,
+  },
   realm: {
     flag: "--realm",
     env: "KMSD_REALM",

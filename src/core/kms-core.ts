@@ -20,7 +20,7 @@ import { validationInterceptor } from "../interceptors/validation.js";
 import { ChangeWatcher } from "../keys/change-watcher.js";
 import { KeyRing } from "../keys/key-ring.js";
 import { RandomPool } from "../keys/random-pool.js";
-import { type RootKey, resolveRootKey } from "../keys/root-key.js";
+import { type RootKey, type RootKeySet, resolveRootKeys } from "../keys/root-key.js";
 import { openSqliteStore } from "../keystore/sqlite/sqlite-store.js";
 import type { Store } from "../keystore/types.js";
 import type { Logger } from "../observability/logger.js";
@@ -37,7 +37,10 @@ import { createRequestValidator } from "../validation/request-validator.js";
  */
 export interface KmsCore {
   readonly store: Store;
+  /** The primary root key: it wraps everything new. */
   readonly rootKey: RootKey;
+  /** The primary and the previous root keys (these only unwrap), during a root key rotation. */
+  readonly rootKeys: RootKeySet;
   readonly keyRing: KeyRing;
   readonly access: AccessResolver;
   readonly auditKeys: AuditKeys;
@@ -74,15 +77,16 @@ export async function openKmsCore(
   const opened = await openSqliteStore({ dataDir: config.dataDir });
   const store = options.decorateStore?.(opened) ?? opened;
   try {
-    const rootKey = await resolveRootKey(config, store, (message) => logger.warn(message));
-    const keyRing = new KeyRing(store, rootKey, { maxKeys: config.keyCacheSize });
-    const access = new AccessResolver(store, rootKey);
+    const rootKeys = await resolveRootKeys(config, store, (message) => logger.warn(message));
+    const rootKey = rootKeys.primary;
+    const keyRing = new KeyRing(store, rootKeys, { maxKeys: config.keyCacheSize });
+    const access = new AccessResolver(store, rootKeys);
     const watcher = new ChangeWatcher(
       store,
       [(change) => keyRing.onChange(change), (change) => access.onChange(change)],
       config.changePollMs,
     );
-    const auditKeys = await loadAuditKeys(store, rootKey);
+    const auditKeys = await loadAuditKeys(store, rootKeys);
     const auditLog = new AuditLog(
       store,
       auditKeys,
@@ -118,6 +122,7 @@ export async function openKmsCore(
     return {
       store,
       rootKey,
+      rootKeys,
       keyRing,
       access,
       auditKeys,

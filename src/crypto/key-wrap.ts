@@ -112,6 +112,11 @@ export function rootKeyId(rootKey: Uint8Array): string {
     .toString("hex");
 }
 
+/** What an access key's secret key is wrapped as. */
+export function credentialSecretBinding(accessKey: string): SecretBinding {
+  return { purpose: "credential secret", id: accessKey, version: 1 };
+}
+
 function materialBinding({ keyId, version }: WrapBinding): SecretBinding {
   return { purpose: "key material", id: keyId, version };
 }

@@ -1,7 +1,7 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
 import { unwrapKeyMaterial } from "../crypto/key-wrap.js";
 import type { KeyChange, KeyRecord, KeyStore } from "../keystore/types.js";
-import type { RootKey } from "./root-key.js";
+import type { RootKeySet } from "./root-key.js";
 
 /** A key as the hot path needs it: its record and its unwrapped versions. */
 export interface RingKey {
@@ -31,7 +31,7 @@ export class KeyRing {
 
   constructor(
     private readonly store: KeyStore,
-    private readonly rootKey: RootKey,
+    private readonly rootKeys: RootKeySet,
     private readonly options: KeyRingOptions,
   ) {}
 
@@ -60,8 +60,14 @@ export class KeyRing {
     if (cached !== undefined) return cached;
     const stored = await this.store.getKeyVersion(entry.record.keyId, version);
     if (stored === undefined) return undefined;
+    // During a root key rotation a version may be under the new or the old
+    // root key: the record names which.
+    const rootKey = this.rootKeys.forRecord(
+      stored.rootKeyId,
+      `key material of ${stored.keyId} v${stored.version}`,
+    );
     const material = unwrapKeyMaterial(
-      this.rootKey.bytes,
+      rootKey.bytes,
       { keyId: stored.keyId, version: stored.version },
       stored.wrappedMaterial,
     );

@@ -48,6 +48,23 @@ export interface AccessStore {
   /** False when there is no such credential. */
   deleteCredential(accessKey: string): Promise<boolean>;
 
+  /**
+   * Up to `limit` credentials whose secret key is wrapped under a root key
+   * other than `rootKeyId` (root key rotation's work list; any order).
+   */
+  listCredentialsNotWrappedBy(rootKeyId: string, limit: number): Promise<CredentialRecord[]>;
+  /**
+   * Compare-and-set as KeyStore.rewrapKeyVersion, for a credential's wrapped
+   * secret key: false when it is no longer wrapped under `expectedRootKeyId`
+   * or is gone. Appends nothing to the change feed (the secret is unchanged).
+   */
+  rewrapCredential(
+    accessKey: string,
+    expectedRootKeyId: string,
+    wrappedSecret: Uint8Array,
+    rootKeyId: string,
+  ): Promise<boolean>;
+
   createToken(token: TokenRecord): Promise<void>;
   getTokenByHash(tokenHash: string): Promise<TokenRecord | undefined>;
   /** Every token, or those of one project; oldest first. */

@@ -198,6 +198,34 @@ export interface KeyStore {
    */
   initMeta(name: string, value: string): Promise<string>;
 
+  /**
+   * Sets `name` to `value` only while it holds `expected`; resolves whether
+   * it did (compare-and-set). A name without a value is never set.
+   */
+  replaceMeta(name: string, expected: string, value: string): Promise<boolean>;
+
+  /**
+   * Up to `limit` key versions whose material is wrapped under a root key
+   * other than `rootKeyId` (root key rotation's work list; any order).
+   */
+  listVersionsNotWrappedBy(rootKeyId: string, limit: number): Promise<KeyVersionRecord[]>;
+
+  /**
+   * Replaces one version's wrapped material and root key id, only while it
+   * is still wrapped under `expectedRootKeyId` (compare-and-set, one
+   * statement). Resolves false when it was not (already rewrapped, or the
+   * version is gone). The material inside is unchanged, so this appends
+   * nothing to the change feed: caches holding the unwrapped material stay
+   * valid.
+   */
+  rewrapKeyVersion(
+    keyId: string,
+    version: number,
+    expectedRootKeyId: string,
+    wrappedMaterial: Uint8Array,
+    rootKeyId: string,
+  ): Promise<boolean>;
+
   /** Cheap round trip proving the store answers (for readiness checks). */
   ping(): Promise<void>;
 

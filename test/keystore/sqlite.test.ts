@@ -24,6 +24,7 @@ import {
   makeVersion,
   testChain,
 } from "./fixtures.js";
+import { describeRewrapContract } from "./rewrap-contract.js";
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "kmsd-keystore-"));
@@ -39,6 +40,19 @@ describeStoreContract(
   async () => {
     if (contractDir !== undefined) await rm(contractDir, { recursive: true, force: true });
     contractDir = undefined;
+  },
+);
+
+let rewrapDir: string | undefined;
+describeRewrapContract(
+  "sqlite",
+  async () => {
+    rewrapDir = await tempDir();
+    return openSqliteStore({ dataDir: rewrapDir });
+  },
+  async () => {
+    if (rewrapDir !== undefined) await rm(rewrapDir, { recursive: true, force: true });
+    rewrapDir = undefined;
   },
 );
 
@@ -274,7 +288,7 @@ describe("SQLite key store", () => {
     it("2 indexes credentials, tokens and audit records for their queries", async () => {
       const store = await openStore();
       withRawDb(store.path, (db) => {
-        expect(indexColumns(db, "credentials")).toEqual({
+        expect(indexColumns(db, "credentials")).toMatchObject({
           credentials_project_created: ["project_id", "created_at", "access_key"],
         });
         expect(indexColumns(db, "tokens")).toEqual({
@@ -366,6 +380,41 @@ describe("SQLite key store", () => {
         nextRotationAt: 5,
         rotationIntervalDays: 30,
       });
+    });
+
+    it("4 indexes what each root key wraps, and a store created at 3 lists it", async () => {
+      const path = join(dir, "kmsd.db");
+      const key = makeKey();
+      const db = new Database(path);
+      try {
+        db.pragma("journal_mode = WAL");
+        expect(migrate(db, MIGRATIONS.slice(0, 3))).toEqual([1, 2, 3]);
+        insertVersion1Key(db, key);
+      } finally {
+        db.close();
+      }
+
+      const store = await openStore();
+
+      withRawDb(store.path, (raw) => {
+        expect(indexColumns(raw, "key_versions")).toEqual({
+          key_versions_root_key: ["root_key_id"],
+        });
+        expect(indexColumns(raw, "credentials")).toMatchObject({
+          credentials_root_key: ["root_key_id"],
+        });
+        // The rotation's queries search the index instead of scanning the table.
+        const plan = raw
+          .prepare(
+            `EXPLAIN QUERY PLAN SELECT * FROM key_versions
+              WHERE root_key_id < 'x' OR root_key_id > 'x' LIMIT 5`,
+          )
+          .all() as { detail: string }[];
+        expect(plan.map((step) => step.detail).join("\n")).toMatch(
+          /SEARCH key_versions USING INDEX key_versions_root_key/,
+        );
+      });
+      expect(await store.listVersionsNotWrappedBy("other", 10)).toEqual([makeVersion(key)]);
     });
 
     it("roll back a failing migration entirely and keep the earlier ones", () => {

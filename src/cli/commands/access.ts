@@ -1,17 +1,14 @@
-import { randomUUID } from "node:crypto";
-import { performance } from "node:perf_hooks";
-import { ConnectError } from "@connectrpc/connect";
-import { latencyUs } from "../../audit/latency.js";
 import { issueCredential, issueToken } from "../../auth/issue-credentials.js";
-import { principalKey, principalName } from "../../auth/principal.js";
-import type { SettingName } from "../../config/settings.js";
-import type { KmsCore } from "../../core/kms-core.js";
-import { huaweiCodeOf } from "../../errors/kms-error.js";
 import { CredentialState, type Role } from "../../keystore/access-types.js";
-import { withCore } from "../admin-call.js";
-import { type Command, type CommandContext, type CommandOption, UsageError } from "../command.js";
+import { audited } from "../audited.js";
+import {
+  type Command,
+  type CommandContext,
+  type CommandOption,
+  STORE_SETTINGS as storeSettings,
+  UsageError,
+} from "../command.js";
 
-const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
 const project: CommandOption = { description: "Project id", required: true };
 const role: CommandOption = {
   description: "admin (everything in the project) or user (use keys)",
@@ -47,60 +44,6 @@ export function parseTtl(value: string | undefined): number {
 
 function notFound(what: string, id: string | undefined): number {
   throw new UsageError(`no ${what} ${JSON.stringify(id)}`);
-}
-
-/** What an access command's audit record names: filled in as the command learns it. */
-interface AuditTarget {
-  /** The project the credential or token belongs to ("" when listing every project). */
-  projectId: string;
-  /** The access key or token id acted on (recorded in the key id field). */
-  subject: string;
-}
-
-/**
- * Runs an access command against the store and records it in the audit
- * trail like an RPC made from the CLI: protocol "cli", the local admin as
- * principal, the access key or token id in the key id field. Never the
- * secret key or the token. An unknown access key or token id, or another
- * mistake in the arguments, is recorded as KMS.0308 (invalid parameter).
- */
-function audited(
-  context: CommandContext,
-  operation: string,
-  work: (core: KmsCore, target: AuditTarget) => Promise<number>,
-): Promise<number> {
-  return withCore(context.config, async (core) => {
-    const started = performance.now();
-    const time = Date.now();
-    const target: AuditTarget = { projectId: "", subject: "" };
-    let outcome = "OK";
-    try {
-      return await work(core, target);
-    } catch (error) {
-      outcome =
-        error instanceof UsageError
-          ? "KMS.0308"
-          : error instanceof ConnectError
-            ? huaweiCodeOf(error)
-            : "KMS.0101";
-      throw error;
-    } finally {
-      const admin = core.adminContext().get(principalKey);
-      core.auditLog.record({
-        time,
-        requestId: randomUUID(),
-        protocol: "cli",
-        projectId: target.projectId,
-        principal: admin === undefined ? "cli:" : principalName(admin),
-        operation,
-        keyId: target.subject,
-        sequence: "",
-        outcome,
-        latencyUs: latencyUs(started),
-        context: {},
-      });
-    }
-  });
 }
 
 export const accessCommands: Command[] = [

@@ -1,10 +1,14 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { KmsService } from "../../../gen/kms/v1/kms_pb.js";
-import type { SettingName } from "../../config/settings.js";
 import { callRpc, withCore } from "../admin-call.js";
-import type { Command, CommandContext, CommandOption } from "../command.js";
+import {
+  type Command,
+  type CommandContext,
+  type CommandOption,
+  STORE_SETTINGS,
+} from "../command.js";
 
-const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
+const storeSettings = STORE_SETTINGS;
 const project: CommandOption = { description: "Project id", required: true };
 const keyId: CommandOption = { description: "Key id", required: true };
 

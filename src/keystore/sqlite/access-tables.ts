@@ -124,6 +124,15 @@ export class AccessTables {
           "DELETE FROM credentials WHERE access_key = ? RETURNING project_id",
         )
         .pluck(),
+      // Two ranges rather than <>, so that SQLite can use credentials_root_key.
+      credentialsNotWrappedBy: db.prepare<{ rootKeyId: string; limit: number }, CredentialRow>(
+        `SELECT ${CREDENTIAL_COLUMNS} FROM credentials
+          WHERE root_key_id < @rootKeyId OR root_key_id > @rootKeyId LIMIT @limit`,
+      ),
+      rewrapCredential: db.prepare<[Uint8Array, string, string, string]>(
+        `UPDATE credentials SET wrapped_secret = ?, root_key_id = ?
+          WHERE access_key = ? AND root_key_id = ?`,
+      ),
       insertToken: db.prepare<[TokenRecord]>(
         `INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (@tokenId, @tokenHash, @projectId, @role,
           @createdAt, @expiresAt, @revokedAt, @description)`,
@@ -190,6 +199,23 @@ export class AccessTables {
       this.#changes.record("credential", projectId, accessKey);
       return true;
     });
+  }
+
+  listCredentialsNotWrappedBy(rootKeyId: string, limit: number): CredentialRecord[] {
+    return this.#sql.credentialsNotWrappedBy.all({ rootKeyId, limit }).map(toCredentialRecord);
+  }
+
+  /** One statement: atomic on its own, and no change-feed entry (the secret is the same). */
+  rewrapCredential(
+    accessKey: string,
+    expectedRootKeyId: string,
+    wrappedSecret: Uint8Array,
+    rootKeyId: string,
+  ): boolean {
+    return (
+      this.#sql.rewrapCredential.run(wrappedSecret, rootKeyId, accessKey, expectedRootKeyId)
+        .changes === 1
+    );
   }
 
   createToken(token: TokenRecord): void {

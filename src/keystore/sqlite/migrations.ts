@@ -146,6 +146,16 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE next_rotation_at IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    description: "root key rotation: find what is wrapped under another root key",
+    up: `
+      -- listVersionsNotWrappedBy / listCredentialsNotWrappedBy: without an
+      -- index each batch of a rotation would scan every row, the rewrapped ones too.
+      CREATE INDEX key_versions_root_key ON key_versions (root_key_id);
+      CREATE INDEX credentials_root_key ON credentials (root_key_id);
+    `,
+  },
 ];
 
 /** The store was written by a newer kmsd; opening it could corrupt it. */

@@ -311,6 +311,18 @@ class SqliteStoreImpl implements SqliteStore {
       initMeta: db.prepare<[string, string]>(
         "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
       ),
+      replaceMeta: db.prepare<[string, string, string]>(
+        "UPDATE meta SET value = ? WHERE name = ? AND value = ?",
+      ),
+      // Two ranges rather than <>, so that SQLite can use key_versions_root_key.
+      versionsNotWrappedBy: db.prepare<{ rootKeyId: string; limit: number }, VersionRow>(
+        `SELECT key_id, version, wrapped_material, root_key_id, created_at FROM key_versions
+          WHERE root_key_id < @rootKeyId OR root_key_id > @rootKeyId LIMIT @limit`,
+      ),
+      rewrapVersion: db.prepare<[Uint8Array, string, string, number, string]>(
+        `UPDATE key_versions SET wrapped_material = ?, root_key_id = ?
+          WHERE key_id = ? AND version = ? AND root_key_id = ?`,
+      ),
       ping: db.prepare<[]>("SELECT 1").pluck(),
     };
   }
@@ -519,6 +531,32 @@ class SqliteStoreImpl implements SqliteStore {
     });
   }
 
+  async replaceMeta(name: string, expected: string, value: string): Promise<boolean> {
+    return this.#sql.replaceMeta.run(value, name, expected).changes === 1;
+  }
+
+  async listVersionsNotWrappedBy(rootKeyId: string, limit: number): Promise<KeyVersionRecord[]> {
+    return this.#sql.versionsNotWrappedBy.all({ rootKeyId, limit }).map(toVersionRecord);
+  }
+
+  // One statement, atomic on its own; no change-feed entry: the material is the same.
+  async rewrapKeyVersion(
+    keyId: string,
+    version: number,
+    expectedRootKeyId: string,
+    wrappedMaterial: Uint8Array,
+    rootKeyId: string,
+  ): Promise<boolean> {
+    const { changes } = this.#sql.rewrapVersion.run(
+      wrappedMaterial,
+      rootKeyId,
+      keyId,
+      version,
+      expectedRootKeyId,
+    );
+    return changes === 1;
+  }
+
   async ping(): Promise<void> {
     this.#sql.ping.get();
   }
@@ -541,6 +579,19 @@ class SqliteStoreImpl implements SqliteStore {
 
   async deleteCredential(accessKey: string): Promise<boolean> {
     return this.#access.deleteCredential(accessKey);
+  }
+
+  async listCredentialsNotWrappedBy(rootKeyId: string, limit: number): Promise<CredentialRecord[]> {
+    return this.#access.listCredentialsNotWrappedBy(rootKeyId, limit);
+  }
+
+  async rewrapCredential(
+    accessKey: string,
+    expectedRootKeyId: string,
+    wrappedSecret: Uint8Array,
+    rootKeyId: string,
+  ): Promise<boolean> {
+    return this.#access.rewrapCredential(accessKey, expectedRootKeyId, wrappedSecret, rootKeyId);
   }
 
   async createToken(token: TokenRecord): Promise<void> {
