@@ -242,6 +242,53 @@ describe("PostgreSQL key store", () => {
       expect(halfDone?.found).toBe(false);
     });
 
+    it("2 upgrades a schema created at 1, keeping its data, and indexes root key ids", async () => {
+      const at = schema();
+      const parsed = parseDatabaseUrl(at.url);
+      const client = new pg.Client(clientConfig(parsed, { url: at.url }));
+      await client.connect();
+      try {
+        expect(await migratePostgres(client, at.schema, true, PG_MIGRATIONS.slice(0, 1))).toEqual([
+          1,
+        ]);
+      } finally {
+        await client.end();
+      }
+      const key = makeKey();
+      await adminRows(
+        at.schema,
+        `INSERT INTO keys (key_id, project_id, alias, description, key_spec, key_usage, origin,
+          enterprise_project_id, state, created_at, primary_version)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)`,
+        [
+          key.keyId,
+          key.projectId,
+          key.alias,
+          key.description,
+          key.keySpec,
+          key.keyUsage,
+          key.origin,
+          key.enterpriseProjectId,
+          key.state,
+          key.createdAt,
+        ],
+      );
+
+      const store = await openStore(at.url);
+
+      expect(await store.getKey(P1, key.keyId)).toEqual(key);
+      const indexes = await adminRows<{ indexname: string }>(
+        at.schema,
+        `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE '%root_key_id'
+          ORDER BY indexname`,
+        [at.schema],
+      );
+      expect(indexes.map((i) => i.indexname)).toEqual([
+        "credentials_root_key_id",
+        "key_versions_root_key_id",
+      ]);
+    });
+
     it("keep identifiers in bytewise order whatever the database collation", async () => {
       const at = schema();
       await openStore(at.url);

@@ -134,6 +134,17 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX audit_records_time ON audit_records (time);
     `,
   },
+  {
+    version: 2,
+    description: "index wrapped material by root key (root key rotation)",
+    up: `
+      -- listVersionsNotWrappedBy / listCredentialsNotWrappedBy ask for
+      -- root_key_id < $1 OR root_key_id > $1 (a bitmap OR over these), so a
+      -- rotation's later batches do not rescan what is already rewrapped.
+      CREATE INDEX key_versions_root_key_id ON key_versions (root_key_id);
+      CREATE INDEX credentials_root_key_id ON credentials (root_key_id);
+    `,
+  },
 ];
 
 /**
