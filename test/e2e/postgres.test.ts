@@ -3,7 +3,11 @@
  * (bin/kmsd.js, another process) on one schema; PostgreSQL made to go away
  * (for this server only) through a relay.
  */
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { KmsService } from "../../gen/kms/v1/kms_pb.js";
 import { runKmsd } from "../support/cli.js";
 import {
   type RunningKmsd,
@@ -11,6 +15,7 @@ import {
   startKmsd,
   TEST_ROOT_KEY,
   tempDataDir,
+  testToken,
 } from "../support/kmsd.js";
 import { freshSchema, PostgresRelay, type TestSchema } from "../support/postgres.js";
 import { eventually } from "../support/store-faults.js";
@@ -98,6 +103,9 @@ describe("kmsd on PostgreSQL", () => {
       "key_info",
       "key_id",
     );
+    // The key's own creation comes back through the change feed and drops
+    // it from the cache: let that happen first, then load it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
     expectOk(await encrypt(keyId, "warm the cache"));
 
     await relay.stop();
@@ -110,6 +118,25 @@ describe("kmsd on PostgreSQL", () => {
         "KMS.0104",
       );
       expect(Date.now() - started).toBeLessThan(2500);
+      for (const transport of [
+        createConnectTransport({ baseUrl: kmsd.url, httpVersion: "1.1" }),
+        createGrpcTransport({ baseUrl: kmsd.url }),
+      ]) {
+        const client = createClient(KmsService, transport);
+        const error = await client
+          .createKey(
+            { projectId: PROJECT, keyAlias: "during-outage" },
+            { headers: { "x-auth-token": await testToken(kmsd.config, PROJECT) } },
+          )
+          .then(
+            () => undefined,
+            (reason: unknown) => ConnectError.from(reason),
+          );
+        expect(error?.code).toBe(Code.Unavailable);
+        expect(error?.findDetails(ErrorInfoSchema).map((info) => info.reason)).toEqual([
+          "KMS.0104",
+        ]);
+      }
       expectOk(await encrypt(keyId, "from the cache"));
       await eventually(
         async () =>
