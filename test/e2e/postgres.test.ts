@@ -169,4 +169,19 @@ describe("kmsd on PostgreSQL", () => {
     expectOk(await kms(kmsd, PROJECT, "create-key", { key_alias: "after-outage" }));
     expect(Date.now() - back).toBeLessThan(5000);
   });
+
+  it("keeps one audit chain for the server and the CLI, which kmsd audit verify --database-url checks", async () => {
+    await kmsd.server.stop();
+    const done = await runKmsd(["audit", "verify", "--database-url", schema.url], {
+      KMSD_ROOT_KEY: TEST_ROOT_KEY,
+      KMSD_DATA_DIR: cliDir,
+      KMSD_LOG_LEVEL: "error",
+    });
+
+    expect(done.code, done.stderr).toBe(0);
+    const report = JSON.parse(done.stdout) as { ok: boolean; verified: number };
+    expect(report.ok).toBe(true);
+    // The REST, Connect and gRPC requests above and the CLI's own calls.
+    expect(report.verified).toBeGreaterThan(10);
+  });
 });
