@@ -7,7 +7,7 @@ import {
   openPostgresStore,
   type PostgresStore,
 } from "../../src/keystore/postgres/postgres-store.js";
-import { SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
+import { SchemaVersionError } from "../../src/keystore/schema-version-error.js";
 import { StoreUnavailableError } from "../../src/keystore/store-unavailable.js";
 import {
   AliasTakenError,

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { SchemaVersionError } from "../sqlite/migrations.js";
+import { SchemaVersionError } from "../schema-version-error.js";
 
 export interface PgMigration {
   readonly version: number;
