@@ -2,7 +2,11 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig } from "../../src/keystore/postgres/connection.js";
 import { parseDatabaseUrl } from "../../src/keystore/postgres/database-url.js";
-import { migratePostgres, PG_MIGRATIONS } from "../../src/keystore/postgres/migrations.js";
+import {
+  LockClass,
+  migratePostgres,
+  PG_MIGRATIONS,
+} from "../../src/keystore/postgres/migrations.js";
 import {
   openPostgresStore,
   type PostgresStore,
@@ -183,6 +187,36 @@ describe("PostgreSQL key store", () => {
       const key = makeKey();
       await stores[0]?.createKey(key, makeVersion(key));
       for (const store of stores) expect(await store.getKey(P1, key.keyId)).toEqual(key);
+    });
+
+    it("wait for another instance's migrations however long they take (no statement timeout)", async () => {
+      const at = schema();
+      const holder = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await holder.connect();
+      try {
+        await holder.query("SELECT pg_advisory_lock($1, hashtext($2))", [
+          LockClass.Migrations,
+          at.schema,
+        ]);
+        let opened = false;
+        const opening = openPostgresStore({ url: at.url, statementTimeoutMs: 100 }).then(
+          (store) => {
+            opened = true;
+            open.push(store);
+            return store;
+          },
+        );
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(opened).toBe(false);
+        await holder.query("SELECT pg_advisory_unlock($1, hashtext($2))", [
+          LockClass.Migrations,
+          at.schema,
+        ]);
+        const store = await opening;
+        await store.ping();
+      } finally {
+        await holder.end();
+      }
     });
 
     it("refuse a schema from a newer kmsd without touching it", async () => {

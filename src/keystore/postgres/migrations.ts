@@ -190,6 +190,9 @@ export async function migratePostgres(
   createSchema: boolean,
   migrations: readonly PgMigration[] = PG_MIGRATIONS,
 ): Promise<number[]> {
+  // No statement timeout here: indexing a large table, or waiting while
+  // another instance does, may take longer than a request's statement should.
+  await client.query("SET statement_timeout = 0");
   // A session lock: released when the caller closes this connection, even
   // one that broke halfway.
   await client.query("SELECT pg_advisory_lock($1, hashtext($2))", [LockClass.Migrations, schema]);
