@@ -170,6 +170,22 @@ describe("PostgreSQL key store", () => {
       for (const row of rows) expect(row.applied_at).toBeGreaterThanOrEqual(before);
     });
 
+    it("use the server's search_path when the URL names no schema (libpq options honoured)", async () => {
+      const at = schema();
+      await withAdminClient((client) => client.query(`CREATE SCHEMA ${at.schema}`));
+      const url = new URL(TEST_DATABASE_URL);
+      url.searchParams.set("options", `-c search_path=${at.schema}`);
+
+      const store = await openStore(url.toString());
+
+      expect(store.schema).toBe(at.schema);
+      const [found] = await adminRows<{ found: boolean }>(
+        at.schema,
+        "SELECT to_regclass('keys') IS NOT NULL AS found",
+      );
+      expect(found?.found).toBe(true);
+    });
+
     it("are numbered 1, 2, 3, ... in order", () => {
       expect(PG_MIGRATIONS.map((m) => m.version)).toEqual(PG_MIGRATIONS.map((_, i) => i + 1));
     });
