@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { type KmsdConfig, resolveConfig, type SettingName, settings } from "../config/settings.js";
+import { STORE_SETTING_NAMES } from "../keystore/open-store.js";
 
 /** An option of a command (besides the settings it reads). */
 export interface CommandOption {
@@ -34,9 +35,9 @@ export class UsageError extends Error {
   }
 }
 
-/** The settings of a command that opens the store: where it is and its root keys. */
+/** The settings of a command that opens the store: where it is (SQLite or PostgreSQL), its root keys, logging. */
 export const STORE_SETTINGS: readonly SettingName[] = [
-  "dataDir",
+  ...STORE_SETTING_NAMES,
   "rootKey",
   "rootKeyFile",
   "previousRootKeys",
