@@ -7,8 +7,15 @@ import { accessCommands } from "./commands/access.js";
 import { auditCommands } from "./commands/audit.js";
 import { keysCommands } from "./commands/keys.js";
 import { serveCommand } from "./commands/serve.js";
+import { storeCommands } from "./commands/store.js";
 
-const commands: Command[] = [serveCommand, ...keysCommands, ...accessCommands, ...auditCommands];
+const commands: Command[] = [
+  serveCommand,
+  ...keysCommands,
+  ...accessCommands,
+  ...auditCommands,
+  ...storeCommands,
+];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((command) => command.path.join(" ").length));

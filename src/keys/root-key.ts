@@ -21,7 +21,8 @@ export interface RootKeySettings {
 
 /** The file a development setup keeps its generated root key in. */
 export const DEV_ROOT_KEY_FILE = "root-key.dev";
-const ROOT_KEY_META = "root_key_id";
+/** The metadata entry holding the fingerprint of the root key the store was made with. */
+export const ROOT_KEY_META = "root_key_id";
 
 export class RootKeyError extends Error {
   constructor(message: string) {

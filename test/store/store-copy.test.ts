@@ -1,0 +1,141 @@
+import path from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyCopy } from "../../src/cli/commands/store.js";
+import { rootKeyId } from "../../src/crypto/key-wrap.js";
+import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
+import { copyStore } from "../../src/keystore/transfer/copy-store.js";
+import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
+import {
+  killIfRunning,
+  runCli,
+  type ServeProcess,
+  spawnServe,
+  verifyAudit,
+} from "../audit/cli-helpers.js";
+import { removeDir, TEST_ROOT_KEY, tempDataDir } from "../support/kmsd.js";
+import { expectServesCopy, type PopulatedStore, populateStore } from "./populated-store.js";
+
+/** `kmsd store copy` between two SQLite data directories. */
+
+const dirs: string[] = [];
+async function newDir(): Promise<string> {
+  const dir = await tempDataDir();
+  dirs.push(dir);
+  return dir;
+}
+let serve: ServeProcess | undefined;
+afterAll(async () => {
+  killIfRunning(serve);
+  for (const dir of dirs) await removeDir(dir);
+});
+
+interface CopyReport {
+  ok: boolean;
+  tables: Record<string, { source: { count: number }; target: { count: number }; match: boolean }>;
+  audit_chain: { ok: boolean; verified: number };
+}
+
+async function copy(from: string, to: string) {
+  // The data dir setting names neither: --from and --to do.
+  const result = await runCli(["store", "copy", "--from", from, "--to", to], "/nonexistent");
+  return {
+    ...result,
+    report: result.stdout === "" ? undefined : (JSON.parse(result.stdout) as CopyReport),
+  };
+}
+
+const rootKey = (() => {
+  const bytes = Buffer.from(TEST_ROOT_KEY, "base64");
+  return { bytes, id: rootKeyId(bytes) };
+})();
+
+describe("kmsd store copy, SQLite to SQLite", () => {
+  let source: string;
+  let populated: PopulatedStore;
+  beforeAll(async () => {
+    source = await newDir();
+    populated = await populateStore(source);
+  }, 60_000);
+
+  it("copies everything, verifies it, and a kmsd served from the copy works as the original", async () => {
+    const target = path.join(await newDir(), "copy");
+    const result = await copy(source, target);
+    expect(result.code, result.stderr).toBe(0);
+    const report = result.report as CopyReport;
+    expect(report.ok).toBe(true);
+    expect(report.tables.keys?.target.count).toBe(3);
+    expect(report.tables.key_versions?.target.count).toBe(4);
+    expect(report.tables.credentials?.target.count).toBe(2);
+    expect(report.tables.tokens?.target.count).toBe(2);
+    expect(report.tables.meta?.target.count).toBeGreaterThanOrEqual(2);
+    const auditCount = report.tables.audit_records?.target.count ?? 0;
+    expect(auditCount).toBeGreaterThan(10);
+    expect(report.audit_chain).toEqual({ ok: true, verified: auditCount });
+    for (const table of Object.values(report.tables)) expect(table.match).toBe(true);
+
+    const verified = await verifyAudit(target);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.report.verified).toBe(auditCount);
+
+    serve = await spawnServe(target);
+    await expectServesCopy(serve, populated);
+    serve.proc.kill("SIGTERM");
+    await serve.exited;
+  });
+
+  it("refuses a target that is not empty, leaving it as it was", async () => {
+    const target = await newDir();
+    expect((await copy(source, target)).code).toBe(0);
+    const store = await openSqliteStore({ dataDir: target });
+    const before = await summarizeStore(store);
+    await store.close();
+
+    const again = await copy(source, target);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(
+      /target store is not empty \(it holds meta, keys, credentials, tokens, audit_records\)/,
+    );
+    const reopened = await openSqliteStore({ dataDir: target });
+    expect(await summarizeStore(reopened)).toEqual(before);
+    await reopened.close();
+  });
+
+  it("refuses a source that holds no store", async () => {
+    const empty = await newDir();
+    const result = await copy(empty, path.join(empty, "copy"));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`there is no kmsd store at ${empty}`);
+  });
+
+  it("reports each table whose copy differs, and a broken audit chain", async () => {
+    const target = await newDir();
+    const from = await openSqliteStore({ dataDir: source });
+    const to = await openSqliteStore({ dataDir: target });
+    try {
+      const { auditHeadSeq } = await copyStore(from, to);
+      const clean = await verifyCopy(from, to, auditHeadSeq, rootKey);
+      expect(clean.ok).toBe(true);
+
+      // Behind the store's back: one key's description, one record's outcome.
+      const db = new Database(to.path);
+      db.prepare("UPDATE keys SET description = 'changed' WHERE key_id = ?").run(
+        populated.disabledKeyId,
+      );
+      db.prepare("UPDATE audit_records SET outcome = 'KMS.0000' WHERE seq = 3").run();
+      db.close();
+
+      const tampered = await verifyCopy(from, to, auditHeadSeq, rootKey);
+      expect(tampered.ok).toBe(false);
+      const differing = Object.entries(tampered.tables)
+        .filter(([, table]) => !table.match)
+        .map(([name]) => name);
+      expect(differing).toEqual(["keys", "audit_records"]);
+      expect(tampered.tables.keys.target.count).toBe(tampered.tables.keys.source.count);
+      expect(tampered.audit_chain).toMatchObject({ ok: false, verified: 2 });
+    } finally {
+      await to.close();
+      await from.close();
+    }
+  });
+});
