@@ -4,8 +4,8 @@ import Database from "better-sqlite3";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
 import type { AuditEntry, AuditHead, AuditQuery, AuditRecord } from "../audit-types.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
-import type { MetaEntry } from "../transfer-types.js";
 import { nextRotationAt } from "../rotation-schedule.js";
+import type { MetaEntry } from "../transfer-types.js";
 import {
   AliasTakenError,
   type KeyChange,
@@ -513,7 +513,13 @@ class SqliteStoreImpl implements SqliteStore {
         this.#checkAlias(error, key.projectId, key.alias);
       }
       for (const v of versions) {
-        this.#sql.insertVersion.run(v.keyId, v.version, v.wrappedMaterial, v.rootKeyId, v.createdAt);
+        this.#sql.insertVersion.run(
+          v.keyId,
+          v.version,
+          v.wrappedMaterial,
+          v.rootKeyId,
+          v.createdAt,
+        );
       }
       this.#recordChange(key.projectId, key.keyId);
     });
