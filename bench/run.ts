@@ -15,7 +15,6 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
-import { envelope } from "../src/transport/rpc/envelope.js";
 import { ROOT, type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import {
   canPin,
@@ -28,11 +27,19 @@ import {
   wrk,
 } from "./load.js";
 import { seedKeys } from "./seed.js";
+import {
+  connectTarget,
+  createKey,
+  encryptOnce,
+  grpcTarget,
+  PROJECT,
+  projectToken,
+  restTarget,
+} from "./targets.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const IN_FLIGHT = 32;
-const PROJECT = "bench";
 const SPREAD_KEYS = Number(process.env.BENCH_KEYS ?? 100_000);
 
 interface Row {
@@ -304,35 +311,6 @@ async function main(): Promise<void> {
   }
 }
 
-function grpcTarget(
-  port: number,
-  method: string,
-  message: Uint8Array,
-  headers: Record<string, string>,
-): Target {
-  return {
-    url: `http://127.0.0.1:${port}/kms.v1.KmsService/${method}`,
-    headers: { "content-type": "application/grpc", te: "trailers", ...headers },
-    body: envelope(message),
-  };
-}
-
-function connectTarget(port: number, method: string, body: object, token: string): Target {
-  return {
-    url: `http://127.0.0.1:${port}/kms.v1.KmsService/${method}`,
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  };
-}
-
-function restTarget(port: number, operation: string, body: object, token: string): Target {
-  return {
-    url: `http://127.0.0.1:${port}/v1.0/${PROJECT}/kms/${operation}`,
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  };
-}
-
 /** wrk script: each request encrypts 8 bytes under a key drawn at random from all of them. */
 function spreadScript(keyIds: readonly string[], token: string): string {
   return [
@@ -344,60 +322,6 @@ function spreadScript(keyIds: readonly string[], token: string): string {
     `  return wrk.format("POST", nil, headers, body)`,
     "end",
   ].join("\n");
-}
-
-/** An admin token for the benchmark's project, made with the CLI as a user would. */
-async function projectToken(dataDir: string, rootKey: string): Promise<string> {
-  const { execFileSync } = await import("node:child_process");
-  const output = execFileSync(
-    process.execPath,
-    [
-      path.join(ROOT, "bin/kmsd.js"),
-      "tokens",
-      "create",
-      "--project",
-      PROJECT,
-      "--role",
-      "admin",
-      "--ttl",
-      "1d",
-      "--data-dir",
-      dataDir,
-    ],
-    { env: { ...process.env, KMSD_ROOT_KEY: rootKey } },
-  );
-  return (JSON.parse(output.toString()) as { token: string }).token;
-}
-
-async function post(url: string, token: string, body: object): Promise<Record<string, unknown>> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  });
-  const json = (await response.json()) as Record<string, unknown>;
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function createKey(port: number, token: string): Promise<string> {
-  const created = await post(`http://127.0.0.1:${port}/v1.0/${PROJECT}/kms/create-key`, token, {
-    key_alias: `bench-${Date.now()}`,
-  });
-  return String((created.key_info as { key_id: string }).key_id);
-}
-
-async function encryptOnce(
-  port: number,
-  token: string,
-  keyId: string,
-  plain: string,
-): Promise<string> {
-  const encrypted = await post(`http://127.0.0.1:${port}/v1.0/${PROJECT}/kms/encrypt-data`, token, {
-    key_id: keyId,
-    plain_text: plain,
-  });
-  return String(encrypted.cipher_text);
 }
 
 function fmt(value: number, digits = 0): string {
