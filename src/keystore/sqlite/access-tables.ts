@@ -2,87 +2,19 @@ import type Database from "better-sqlite3";
 import {
   CredentialExistsError,
   type CredentialRecord,
-  CredentialState,
-  type Role,
+  type CredentialState,
   type TokenRecord,
 } from "../access-types.js";
+import {
+  CREDENTIAL_COLUMNS,
+  type CredentialRow,
+  TOKEN_COLUMNS,
+  type TokenRow,
+  toCredentialRecord,
+  toTokenRecord,
+} from "../rows.js";
 import type { ChangeFeed } from "./change-feed.js";
 import { isConstraintViolation, writeTransaction } from "./sql.js";
-
-interface CredentialRow {
-  access_key: string;
-  project_id: string;
-  role: string;
-  wrapped_secret: Buffer;
-  root_key_id: string;
-  state: string;
-  created_at: number;
-  description: string;
-}
-
-interface TokenRow {
-  token_id: string;
-  token_hash: string;
-  project_id: string;
-  role: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-  description: string;
-}
-
-const CREDENTIAL_COLUMNS = `access_key, project_id, role, wrapped_secret, root_key_id, state,
-  created_at, description`;
-
-const TOKEN_COLUMNS = `token_id, token_hash, project_id, role, created_at, expires_at, revoked_at,
-  description`;
-
-const ROLES: ReadonlySet<string> = new Set<Role>(["admin", "user"]);
-const CREDENTIAL_STATES: ReadonlySet<string> = new Set(Object.values(CredentialState));
-
-function isRole(value: string): value is Role {
-  return ROLES.has(value);
-}
-
-function isCredentialState(value: string): value is CredentialState {
-  return CREDENTIAL_STATES.has(value);
-}
-
-function checkRole(role: string, owner: string): Role {
-  if (!isRole(role)) throw new Error(`${owner} has an unknown role ${JSON.stringify(role)}`);
-  return role;
-}
-
-function toCredentialRecord(row: CredentialRow): CredentialRecord {
-  const owner = `credential ${row.access_key}`;
-  if (!isCredentialState(row.state)) {
-    throw new Error(`${owner} has an unknown state ${JSON.stringify(row.state)}`);
-  }
-  return {
-    accessKey: row.access_key,
-    projectId: row.project_id,
-    role: checkRole(row.role, owner),
-    // A copy, so callers get a plain Uint8Array that owns exactly its bytes.
-    wrappedSecret: new Uint8Array(row.wrapped_secret),
-    rootKeyId: row.root_key_id,
-    state: row.state,
-    createdAt: row.created_at,
-    description: row.description,
-  };
-}
-
-function toTokenRecord(row: TokenRow): TokenRecord {
-  return {
-    tokenId: row.token_id,
-    tokenHash: row.token_hash,
-    projectId: row.project_id,
-    role: checkRole(row.role, `token ${row.token_id}`),
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    description: row.description,
-  };
-}
 
 /**
  * The credentials and tokens tables, on the store's main connection: like

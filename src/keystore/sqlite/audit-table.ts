@@ -6,26 +6,16 @@ import {
   type AuditRecord,
   GENESIS_HASH,
 } from "../audit-types.js";
+import {
+  AUDIT_COLUMNS,
+  type AuditRow,
+  auditValues,
+  copyAuditEntry,
+  toAuditRecord,
+} from "../rows.js";
 import { writeTransaction } from "./sql.js";
 
 export type AuditChain = (prevHash: string, seq: number, entry: AuditEntry) => string;
-
-interface AuditRow {
-  seq: number;
-  time: number;
-  request_id: string;
-  protocol: string;
-  project_id: string;
-  principal: string;
-  operation: string;
-  key_id: string;
-  sequence: string;
-  outcome: string;
-  latency_us: number;
-  context: string;
-  prev_hash: string;
-  hash: string;
-}
 
 interface ReadParams {
   projectId?: string;
@@ -34,8 +24,6 @@ interface ReadParams {
   limit: number;
 }
 
-const AUDIT_COLUMNS = `seq, time, request_id, protocol, project_id, principal, operation, key_id,
-  sequence, outcome, latency_us, context, prev_hash, hash`;
 const ROW_PLACEHOLDERS = `(${Array.from({ length: 14 }, () => "?").join(", ")})`;
 /** Records per INSERT statement (14 parameters each, well under SQLite's limit). */
 const INSERT_ROWS = 50;
@@ -60,63 +48,6 @@ export function openAuditConnection(path: string, busyTimeoutMs: number): Databa
     db.close();
     throw error;
   }
-}
-
-function isStringRecord(value: unknown): value is Record<string, string> {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    !Array.isArray(value) &&
-    Object.values(value).every((v) => typeof v === "string")
-  );
-}
-
-/**
- * Exactly the AuditEntry fields, so that what `chain` hashes is what the
- * table stores and readAudit returns: a verifier recomputing hashes from
- * read records must get the same input.
- */
-function copyEntry(entry: AuditEntry): AuditEntry {
-  if (!isStringRecord(entry.context)) {
-    // Stored, it would make every later readAudit over it fail.
-    throw new TypeError(`audit entry ${entry.requestId}: context must map strings to strings`);
-  }
-  return {
-    time: entry.time,
-    requestId: entry.requestId,
-    protocol: entry.protocol,
-    projectId: entry.projectId,
-    principal: entry.principal,
-    operation: entry.operation,
-    keyId: entry.keyId,
-    sequence: entry.sequence,
-    outcome: entry.outcome,
-    latencyUs: entry.latencyUs,
-    context: { ...entry.context },
-  };
-}
-
-function toAuditRecord(row: AuditRow): AuditRecord {
-  const context: unknown = JSON.parse(row.context);
-  if (!isStringRecord(context)) {
-    throw new Error(`audit record ${row.seq} has a malformed context`);
-  }
-  return {
-    seq: row.seq,
-    time: row.time,
-    requestId: row.request_id,
-    protocol: row.protocol,
-    projectId: row.project_id,
-    principal: row.principal,
-    operation: row.operation,
-    keyId: row.key_id,
-    sequence: row.sequence,
-    outcome: row.outcome,
-    latencyUs: row.latency_us,
-    context,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
 }
 
 /**
@@ -164,7 +95,7 @@ export class AuditTable {
 
   append(entries: readonly AuditEntry[], chain: AuditChain): void {
     if (entries.length === 0) return;
-    const copies = entries.map(copyEntry);
+    const copies = entries.map(copyAuditEntry);
     // The head is read under the write lock: another process appending at the
     // same time either committed before (and its head is read) or waits.
     writeTransaction(this.#db, () => {
@@ -175,22 +106,7 @@ export class AuditTable {
         for (const entry of chunk) {
           const seq = prev.seq + 1;
           const hash = chain(prev.hash, seq, entry);
-          values.push(
-            seq,
-            entry.time,
-            entry.requestId,
-            entry.protocol,
-            entry.projectId,
-            entry.principal,
-            entry.operation,
-            entry.keyId,
-            entry.sequence,
-            entry.outcome,
-            entry.latencyUs,
-            JSON.stringify(entry.context),
-            prev.hash,
-            hash,
-          );
+          values.push(...auditValues(seq, entry, prev.hash, hash));
           prev = { seq, hash };
         }
         this.#insertRows(chunk.length).run(...values);

@@ -1,25 +1,6 @@
 import type Database from "better-sqlite3";
+import { type ChangeRow, toChange } from "../rows.js";
 import type { ChangeKind, KeyChange } from "../types.js";
-
-interface ChangeRow {
-  seq: number;
-  kind: string;
-  project_id: string;
-  key_id: string;
-}
-
-const CHANGE_KINDS: ReadonlySet<string> = new Set<ChangeKind>(["key", "credential", "token"]);
-
-function isChangeKind(value: string): value is ChangeKind {
-  return CHANGE_KINDS.has(value);
-}
-
-function toChange(row: ChangeRow): KeyChange {
-  if (!isChangeKind(row.kind)) {
-    throw new Error(`change ${row.seq} has an unknown kind ${JSON.stringify(row.kind)}`);
-  }
-  return { seq: row.seq, kind: row.kind, projectId: row.project_id, keyId: row.key_id };
-}
 
 /**
  * The key_changes table, shared by the key and access tables: `record` must

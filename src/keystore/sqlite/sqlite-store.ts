@@ -3,8 +3,16 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
 import type { AuditEntry, AuditHead, AuditQuery, AuditRecord } from "../audit-types.js";
+import { applyPatch, isEmptyPatch, planRotation } from "../key-changes.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
-import { nextRotationAt } from "../rotation-schedule.js";
+import {
+  KEY_COLUMNS,
+  type KeyRow,
+  toKeyRecord,
+  toVersionRecord,
+  VERSION_COLUMNS,
+  type VersionRow,
+} from "../rows.js";
 import type { MetaEntry } from "../transfer-types.js";
 import {
   AliasTakenError,
@@ -79,34 +87,6 @@ export function connectionsForTesting(store: SqliteStore): {
   return SqliteStoreImpl.connections(store);
 }
 
-interface KeyRow {
-  key_id: string;
-  project_id: string;
-  alias: string;
-  description: string;
-  key_spec: string;
-  key_usage: string;
-  origin: string;
-  enterprise_project_id: string;
-  state: string;
-  created_at: number;
-  deletion_at: number | null;
-  primary_version: number;
-  rotation_enabled: number;
-  rotation_interval_days: number;
-  last_rotation_at: number | null;
-  rotation_count: number;
-  next_rotation_at: number | null;
-}
-
-interface VersionRow {
-  key_id: string;
-  version: number;
-  wrapped_material: Buffer;
-  root_key_id: string;
-  created_at: number;
-}
-
 type KeyParams = ReturnType<typeof keyParams>;
 
 type UpdateParams = Pick<
@@ -131,55 +111,9 @@ interface ListParams {
   afterKeyId: string;
 }
 
-const KEY_COLUMNS = `key_id, project_id, alias, description, key_spec, key_usage, origin,
-  enterprise_project_id, state, created_at, deletion_at, primary_version, rotation_enabled,
-  rotation_interval_days, last_rotation_at, rotation_count, next_rotation_at`;
-
 const LIST_FILTER = `project_id = @projectId
   AND (@state IS NULL OR state = @state)
   AND (@keySpec IS NULL OR key_spec = @keySpec)`;
-
-const KEY_STATES: ReadonlySet<string> = new Set(Object.values(KeyState));
-
-function isKeyState(value: string): value is KeyState {
-  return KEY_STATES.has(value);
-}
-
-function toKeyRecord(row: KeyRow): KeyRecord {
-  if (!isKeyState(row.state)) {
-    throw new Error(`key ${row.key_id} has an unknown state ${JSON.stringify(row.state)}`);
-  }
-  return {
-    keyId: row.key_id,
-    projectId: row.project_id,
-    alias: row.alias,
-    description: row.description,
-    keySpec: row.key_spec,
-    keyUsage: row.key_usage,
-    origin: row.origin,
-    enterpriseProjectId: row.enterprise_project_id,
-    state: row.state,
-    createdAt: row.created_at,
-    deletionAt: row.deletion_at,
-    primaryVersion: row.primary_version,
-    rotationEnabled: row.rotation_enabled === 1,
-    rotationIntervalDays: row.rotation_interval_days,
-    lastRotationAt: row.last_rotation_at,
-    rotationCount: row.rotation_count,
-    nextRotationAt: row.next_rotation_at,
-  };
-}
-
-function toVersionRecord(row: VersionRow): KeyVersionRecord {
-  return {
-    keyId: row.key_id,
-    version: row.version,
-    // A copy, so callers get a plain Uint8Array that owns exactly its bytes.
-    wrappedMaterial: new Uint8Array(row.wrapped_material),
-    rootKeyId: row.root_key_id,
-    createdAt: row.created_at,
-  };
-}
 
 function keyParams(key: KeyRecord) {
   return {
@@ -201,25 +135,6 @@ function keyParams(key: KeyRecord) {
     rotationCount: key.rotationCount,
     nextRotationAt: key.nextRotationAt,
   };
-}
-
-/** The key with only the patch's present fields replaced. */
-function applyPatch(current: KeyRecord, patch: KeyPatch): KeyRecord {
-  return {
-    ...current,
-    state: patch.state ?? current.state,
-    alias: patch.alias ?? current.alias,
-    description: patch.description ?? current.description,
-    deletionAt: patch.deletionAt !== undefined ? patch.deletionAt : current.deletionAt,
-    rotationEnabled: patch.rotationEnabled ?? current.rotationEnabled,
-    rotationIntervalDays: patch.rotationIntervalDays ?? current.rotationIntervalDays,
-    nextRotationAt:
-      patch.nextRotationAt !== undefined ? patch.nextRotationAt : current.nextRotationAt,
-  };
-}
-
-function isEmptyPatch(patch: KeyPatch): boolean {
-  return Object.values(patch).every((value) => value === undefined);
 }
 
 /**
@@ -282,8 +197,7 @@ class SqliteStoreImpl implements SqliteStore {
           VALUES (?, ?, ?, ?, ?)`,
       ),
       getVersion: db.prepare<[string, number], VersionRow>(
-        `SELECT key_id, version, wrapped_material, root_key_id, created_at
-          FROM key_versions WHERE key_id = ? AND version = ?`,
+        `SELECT ${VERSION_COLUMNS} FROM key_versions WHERE key_id = ? AND version = ?`,
       ),
       listFirst: db.prepare<ListParams, KeyRow>(
         `SELECT ${KEY_COLUMNS} FROM keys WHERE ${LIST_FILTER}
@@ -461,11 +375,7 @@ class SqliteStoreImpl implements SqliteStore {
 
   /** Adds the next version and makes it primary; runs inside the caller's write transaction. */
   #rotate(current: KeyRecord, now: number, makeVersion: MakeKeyVersion): KeyRecord {
-    const version = current.primaryVersion + 1;
-    const made = makeVersion(current.keyId, version, now);
-    if (made.keyId !== current.keyId || made.version !== version) {
-      throw new Error(`makeVersion returned ${made.keyId} v${made.version}, not v${version}`);
-    }
+    const { made, rotated } = planRotation(current, now, makeVersion);
     this.#sql.insertVersion.run(
       made.keyId,
       made.version,
@@ -473,17 +383,8 @@ class SqliteStoreImpl implements SqliteStore {
       made.rootKeyId,
       made.createdAt,
     );
-    const rotated: KeyRecord = {
-      ...current,
-      primaryVersion: version,
-      lastRotationAt: now,
-      rotationCount: current.rotationCount + 1,
-      nextRotationAt: current.rotationEnabled
-        ? nextRotationAt(now, current.rotationIntervalDays)
-        : null,
-    };
     this.#sql.recordRotation.run(
-      version,
+      rotated.primaryVersion,
       now,
       rotated.rotationCount,
       rotated.nextRotationAt,
