@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { openPostgresStore } from "../postgres/postgres-store.js";
 import { openSqliteStore } from "../sqlite/sqlite-store.js";
 import type { Store } from "../types.js";
 
@@ -45,9 +46,8 @@ export async function openStoreAt(
   location: StoreLocation,
   options: { readonly mustExist: boolean },
 ): Promise<Store> {
-  if (location.kind === "postgres") {
-    throw new Error("PostgreSQL stores are not available in this build");
-  }
+  // A database always "exists": an empty one is recognised by its contents.
+  if (location.kind === "postgres") return openPostgresStore({ url: location.url });
   if (options.mustExist && !existsSync(join(location.dataDir, "kmsd.db"))) {
     throw new NoStoreError(location);
   }
