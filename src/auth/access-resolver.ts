@@ -76,6 +76,15 @@ export class AccessResolver {
     return record;
   }
 
+  /** Drops everything (the change feed could not be followed: any entry may be stale). */
+  clear(): void {
+    this.credentialGeneration += 1;
+    this.tokenGeneration += 1;
+    this.credentials.clear();
+    this.unknownCredentials.clear();
+    this.tokens.clear();
+  }
+
   /** Drops what a change names (fed by the store's change feed). */
   onChange(change: KeyChange): void {
     if (change.kind === "credential") {

@@ -1,8 +1,17 @@
 import { type DescMethodUnary, fromJson, type JsonObject, toJsonString } from "@bufbuild/protobuf";
-import type { KmsdConfig } from "../config/settings.js";
+import type { KmsdConfig, SettingName } from "../config/settings.js";
 import { type KmsCore, openKmsCore } from "../core/kms-core.js";
+import { STORE_SETTING_NAMES } from "../keystore/open-store.js";
 import { createLogger } from "../observability/logger.js";
 import { huaweiJsonOptions } from "../transport/message-codec.js";
+
+/** The settings of every command that opens the store: where it is, the root key, logging. */
+export const storeSettings: readonly SettingName[] = [
+  ...STORE_SETTING_NAMES,
+  "rootKey",
+  "rootKeyFile",
+  "logLevel",
+];
 
 /**
  * Runs `work` against the store the configuration names, then closes it.

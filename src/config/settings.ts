@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { parseDatabaseUrl } from "../keystore/postgres/database-url.js";
 
 /**
  * Every setting kmsd reads, in one table: its flag, its environment
@@ -47,6 +48,12 @@ function oneOf<T extends string>(...values: T[]) {
     if (!(values as string[]).includes(raw)) throw new Error(`must be one of ${values.join(", ")}`);
     return raw as T;
   };
+}
+
+/** A PostgreSQL URL, checked as the store will read it (errors never quote it: it may hold a password). */
+function databaseUrl(raw: string): string {
+  if (raw !== "") parseDatabaseUrl(raw);
+  return raw;
 }
 
 function defineSettings<T extends Record<string, SettingSpec<unknown>>>(specs: T): T {
@@ -101,9 +108,26 @@ export const settings = defineSettings({
   dataDir: {
     flag: "--data-dir",
     env: "KMSD_DATA_DIR",
-    description: "Directory of the embedded SQLite store",
+    description:
+      "Directory of the embedded SQLite store (unless --database-url is set), the bootstrap credentials and a development root key",
     default: "./data",
     parse: text,
+  },
+  databaseUrl: {
+    flag: "--database-url",
+    env: "KMSD_DATABASE_URL",
+    description:
+      "PostgreSQL store instead of SQLite: postgres://user@host:5432/db, optionally ?schema=<name> (created if missing) and libpq parameters such as sslmode; give a password by KMSD_DATABASE_URL, PGPASSWORD or ~/.pgpass, not the flag",
+    default: "",
+    parse: databaseUrl,
+  },
+  databasePoolSize: {
+    flag: "--database-pool-size",
+    env: "KMSD_DATABASE_POOL_SIZE",
+    description:
+      "Most PostgreSQL connections each server process keeps open (one more listens for changes)",
+    default: 10,
+    parse: integer(1, 1000),
   },
   rootKey: {
     flag: "",
@@ -183,6 +207,14 @@ export const settings = defineSettings({
     description: "How often to pick up key changes made by other processes, in ms",
     default: 250,
     parse: integer(10, 60_000),
+  },
+  cacheOfflineMs: {
+    flag: "--cache-offline-ms",
+    env: "KMSD_CACHE_OFFLINE_MS",
+    description:
+      "How long keys and credentials already in memory keep serving while the store cannot be reached (changes made elsewhere meanwhile go unseen), in ms",
+    default: 30_000,
+    parse: integer(0, 3_600_000),
   },
   deletionSweepMs: {
     flag: "--deletion-sweep-ms",

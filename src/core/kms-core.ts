@@ -21,7 +21,7 @@ import { ChangeWatcher } from "../keys/change-watcher.js";
 import { KeyRing } from "../keys/key-ring.js";
 import { RandomPool } from "../keys/random-pool.js";
 import { type RootKey, resolveRootKey } from "../keys/root-key.js";
-import { openSqliteStore } from "../keystore/sqlite/sqlite-store.js";
+import { openStore } from "../keystore/open-store.js";
 import type { Store } from "../keystore/types.js";
 import type { Logger } from "../observability/logger.js";
 import { createKmsService } from "../service/kms-service.js";
@@ -71,7 +71,7 @@ export async function openKmsCore(
   logger: Logger,
   options: KmsCoreOptions = {},
 ): Promise<KmsCore> {
-  const opened = await openSqliteStore({ dataDir: config.dataDir });
+  const opened = await openStore(config);
   const store = options.decorateStore?.(opened) ?? opened;
   try {
     const rootKey = await resolveRootKey(config, store, (message) => logger.warn(message));
@@ -81,6 +81,21 @@ export async function openKmsCore(
       store,
       [(change) => keyRing.onChange(change), (change) => access.onChange(change)],
       config.changePollMs,
+      {
+        // Cached keys and credentials keep serving through a short store
+        // outage (nobody can change them while it lasts, unless only this
+        // process lost the store); past the bound they are dropped, and what
+        // needs them fails with KMS.0104 until the store answers.
+        staleAfterMs: config.cacheOfflineMs,
+        onStale: () => {
+          keyRing.clear();
+          access.clear();
+          logger.warn(
+            { afterMs: config.cacheOfflineMs },
+            "the store's change feed is unreachable: dropped the cached keys and credentials",
+          );
+        },
+      },
     );
     const auditKeys = await loadAuditKeys(store, rootKey);
     const auditLog = new AuditLog(

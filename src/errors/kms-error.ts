@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { StoreUnavailableError } from "../keystore/store-unavailable.js";
 import { type HuaweiErrorCode, huaweiCodes, isHuaweiErrorCode } from "./huawei-codes.js";
 
 /** The ErrorInfo domain kmsd's errors carry beside their Huawei code. */
@@ -63,10 +64,14 @@ export function findHuaweiCode(error: ConnectError): HuaweiErrorCode | undefined
 /**
  * Turns anything thrown into an error fit to answer: kmsd's own errors pass
  * unchanged; ConnectErrors raised by the protocol layer get the Huawei code
- * that matches their Connect code; anything else becomes an internal error
- * whose message reveals nothing of the cause.
+ * that matches their Connect code; a store that cannot be reached is
+ * KMS.0104 (503, Unavailable: trying again later may work); anything else
+ * becomes an internal error whose message reveals nothing of the cause.
  */
 export function toKmsError(reason: unknown): ConnectError {
+  if (reason instanceof StoreUnavailableError) {
+    return kmsError("KMS.0104", undefined, { cause: reason });
+  }
   if (reason instanceof ConnectError) {
     if (codeOfError.has(reason) || huaweiCodeOf(reason) !== "KMS.0101") return reason;
     const code = huaweiCodeForConnectCode(reason.code);

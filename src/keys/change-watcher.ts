@@ -2,29 +2,52 @@ import type { KeyChange, KeyStore } from "../keystore/types.js";
 
 export type ChangeListener = (change: KeyChange) => void;
 
+export interface ChangeWatcherOptions {
+  /**
+   * After this long without reaching the store, `onStale` runs (once, until
+   * the store answers again): what the caches hold may have been changed
+   * elsewhere meanwhile, unseen.
+   */
+  readonly staleAfterMs: number;
+  readonly onStale: () => void;
+}
+
 /**
  * Follows the store's change feed so that this process's caches (keys,
  * credentials, tokens) drop what other processes changed: the CLI, other
- * server workers, other instances on the same store.
+ * server workers, other instances on the same store. It polls every
+ * `intervalMs`, and also as soon as the store signals a change (a store with
+ * onChangeRecorded, such as PostgreSQL's), so polling is the fallback.
  */
 export class ChangeWatcher {
   private lastSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
+  /** A wake-up arrived while a poll ran: that poll may have read too early, so poll again. */
+  private again = false;
+  private unsubscribe: (() => void) | undefined;
+  /** When a poll last caught up with the store (epoch ms). */
+  private caughtUpAt = 0;
+  private stale = false;
 
   constructor(
     private readonly store: KeyStore,
     private readonly listeners: readonly ChangeListener[],
     private readonly intervalMs: number,
+    private readonly options?: ChangeWatcherOptions,
   ) {}
 
   async start(): Promise<void> {
     this.lastSeq = await this.store.latestChangeSeq();
+    this.caughtUpAt = Date.now();
     this.timer = setInterval(() => void this.poll(), this.intervalMs);
     this.timer.unref();
+    this.unsubscribe = this.store.onChangeRecorded?.(() => this.wake());
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.polling;
@@ -34,8 +57,17 @@ export class ChangeWatcher {
   poll(): Promise<void> {
     this.polling ??= this.applyChanges().finally(() => {
       this.polling = undefined;
+      if (this.again && this.timer !== undefined) {
+        this.again = false;
+        void this.poll();
+      }
     });
     return this.polling;
+  }
+
+  private wake(): void {
+    if (this.polling !== undefined) this.again = true;
+    else void this.poll();
   }
 
   private async applyChanges(): Promise<void> {
@@ -44,8 +76,18 @@ export class ChangeWatcher {
         for (const listener of this.listeners) listener(change);
         this.lastSeq = change.seq;
       }
+      this.caughtUpAt = Date.now();
+      this.stale = false;
     } catch {
       // The store is unreachable for now; the next poll catches up from lastSeq.
+      if (
+        this.options !== undefined &&
+        !this.stale &&
+        Date.now() - this.caughtUpAt >= this.options.staleAfterMs
+      ) {
+        this.stale = true;
+        this.options.onStale();
+      }
     }
   }
 }

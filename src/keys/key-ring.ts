@@ -83,6 +83,12 @@ export class KeyRing {
     if (change.kind === "key") this.invalidate(change.keyId);
   }
 
+  /** Drops every key (the change feed could not be followed: any of them may be stale). */
+  clear(): void {
+    this.generation++;
+    this.entries.clear();
+  }
+
   invalidate(keyId: string): void {
     this.generation++;
     this.entries.delete(keyId);

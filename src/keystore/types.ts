@@ -189,6 +189,15 @@ export interface KeyStore {
   /** The newest change's seq (0 for none): where a new watcher starts. */
   latestChangeSeq(): Promise<number>;
 
+  /**
+   * Calls `wake` soon after a change is recorded, by this process or another
+   * (PostgreSQL: LISTEN/NOTIFY), so a watcher need not wait for its next
+   * poll; returns a function that stops it. Optional, and only a hint: a
+   * store without it (SQLite), or one whose notifications are interrupted,
+   * leaves watchers to their polling, which must go on regardless.
+   */
+  onChangeRecorded?(wake: () => void): () => void;
+
   /** A value kept in the store's metadata (e.g. the root key's check value). */
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;

@@ -4,14 +4,12 @@ import { ConnectError } from "@connectrpc/connect";
 import { latencyUs } from "../../audit/latency.js";
 import { issueCredential, issueToken } from "../../auth/issue-credentials.js";
 import { principalKey, principalName } from "../../auth/principal.js";
-import type { SettingName } from "../../config/settings.js";
 import type { KmsCore } from "../../core/kms-core.js";
 import { huaweiCodeOf } from "../../errors/kms-error.js";
 import { CredentialState, type Role } from "../../keystore/access-types.js";
-import { withCore } from "../admin-call.js";
+import { storeSettings, withCore } from "../admin-call.js";
 import { type Command, type CommandContext, type CommandOption, UsageError } from "../command.js";
 
-const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
 const project: CommandOption = { description: "Project id", required: true };
 const role: CommandOption = {
   description: "admin (everything in the project) or user (use keys)",

@@ -1,12 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChainVerifier, describeBreak } from "../../audit/chain.js";
-import type { SettingName } from "../../config/settings.js";
 import type { AuditQuery, AuditRecord } from "../../keystore/audit-types.js";
 import type { Store } from "../../keystore/types.js";
-import { withCore } from "../admin-call.js";
+import { storeSettings, withCore } from "../admin-call.js";
 import { type Command, UsageError } from "../command.js";
 
-const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
 const PAGE = 1000;
 
 /** Huawei-style snake_case, one JSON object per record. */

@@ -1,10 +1,8 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { KmsService } from "../../../gen/kms/v1/kms_pb.js";
-import type { SettingName } from "../../config/settings.js";
-import { callRpc, withCore } from "../admin-call.js";
+import { callRpc, storeSettings, withCore } from "../admin-call.js";
 import type { Command, CommandContext, CommandOption } from "../command.js";
 
-const storeSettings: SettingName[] = ["dataDir", "rootKey", "rootKeyFile", "logLevel"];
 const project: CommandOption = { description: "Project id", required: true };
 const keyId: CommandOption = { description: "Key id", required: true };
 

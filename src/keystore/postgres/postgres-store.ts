@@ -27,18 +27,12 @@ import {
 import { PgAccessTables } from "./access-tables.js";
 import { type AuditChain, PgAuditTable } from "./audit-table.js";
 import { ChangeNotifications, PgChangeFeed } from "./change-feed.js";
-import {
-  clientConfig,
-  createPool,
-  isUniqueViolation,
-  type PostgresConnectionOptions,
-  parseDatabaseUrl,
-  storeError,
-} from "./connection.js";
+import { clientConfig, createPool, isUniqueViolation, storeError } from "./connection.js";
 import { PgDatabase, type Transaction } from "./database.js";
+import { type PostgresConnectionOptions, parseDatabaseUrl } from "./database-url.js";
 import { migratePostgres } from "./migrations.js";
 
-export type { PostgresConnectionOptions } from "./connection.js";
+export type { PostgresConnectionOptions } from "./database-url.js";
 
 export type PostgresStore = Store & {
   /** The schema kmsd's tables are in. */
