@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { AuditRecord } from "../../src/keystore/audit-types.js";
 import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
 import {
   connectionsForTesting,
@@ -14,9 +13,9 @@ import {
   type SqliteStore,
 } from "../../src/keystore/sqlite/sqlite-store.js";
 import { AliasTakenError, type KeyRecord, KeyState } from "../../src/keystore/types.js";
+import { expectUnbrokenChain } from "./chain-check.js";
 import { describeStoreContract } from "./contract.js";
 import {
-  GENESIS,
   makeAuditEntry,
   makeCredential,
   makeKey,
@@ -547,17 +546,6 @@ describe("SQLite key store", () => {
     }, 60_000);
   });
 });
-
-/** Seqs 1, 2, 3, ... from the genesis hash, each linked to and hashed over its predecessor. */
-function expectUnbrokenChain(records: readonly AuditRecord[]): void {
-  let prevHash = GENESIS;
-  for (const [i, record] of records.entries()) {
-    const { seq, prevHash: linked, hash, ...entry } = record;
-    expect({ seq, linked }).toEqual({ seq: i + 1, linked: prevHash });
-    expect(hash).toBe(testChain(prevHash, seq, entry));
-    prevHash = hash;
-  }
-}
 
 const CHILD_SCRIPT = `
 const { openSqliteStore } = await import(process.env.KMSD_STORE_MODULE);

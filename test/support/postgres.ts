@@ -7,6 +7,7 @@
  * here rejects when the server does not answer.
  */
 import { randomBytes } from "node:crypto";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
 
 export const TEST_DATABASE_URL =
@@ -87,4 +88,63 @@ export async function terminateConnections(
     );
     return result.rows.filter((row) => row.terminated).length;
   });
+}
+
+/**
+ * A TCP relay in front of the test server, so a test can make PostgreSQL
+ * "go away" for its own stores only (other test runs share the real
+ * server): stop() refuses new connections and cuts the open ones, as a
+ * server that stopped would; start() serves again on the same port.
+ */
+export class PostgresRelay {
+  readonly #target: { host: string; port: number };
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  #port = 0;
+
+  constructor(base = TEST_DATABASE_URL) {
+    const url = new URL(base);
+    this.#target = { host: url.hostname, port: Number(url.port || 5432) };
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** `databaseUrl(schema)` through the relay. */
+  url(schema: string): string {
+    const url = new URL(databaseUrl(schema));
+    url.hostname = "127.0.0.1";
+    url.port = String(this.#port);
+    return url.toString();
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(this.#target);
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on("close", () => this.#sockets.delete(socket));
+        socket.on("error", () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.#port, "127.0.0.1", () => resolve());
+    });
+    this.#port = (server.address() as AddressInfo).port;
+    this.#server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
+    if (server !== undefined) await new Promise((resolve) => server.close(resolve));
+  }
 }

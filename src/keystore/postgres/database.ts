@@ -92,6 +92,14 @@ export class PgDatabase implements Queryable {
     } catch (error) {
       throw storeError(error);
     }
+    // A checked-out client whose connection dies emits 'error' (besides
+    // failing its query); the pool listens only to idle clients, and an
+    // unheard 'error' would crash the process.
+    let broken: Error | undefined;
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    client.on("error", onError);
     const hooks = new Map<object, () => Promise<void>>();
     const tx: Transaction = {
       rows: async <R extends pg.QueryResultRow>(statement: Statement) =>
@@ -101,7 +109,6 @@ export class PgDatabase implements Queryable {
         if (!hooks.has(key)) hooks.set(key, hook);
       },
     };
-    let broken: Error | undefined;
     try {
       await client.query(
         options.snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN",
@@ -121,6 +128,7 @@ export class PgDatabase implements Queryable {
       throw storeError(error);
     } finally {
       client.release(broken);
+      client.off("error", onError);
     }
   }
 
