@@ -10,6 +10,7 @@ import {
 } from "../audit/cli-helpers.js";
 import { PROJECT, rest } from "../store/populated-store.js";
 import { removeDir, tempDataDir } from "../support/kmsd.js";
+import { withAdminClient } from "../support/postgres.js";
 
 /**
  * Several real `kmsd serve` processes on one PostgreSQL schema, as a
@@ -78,6 +79,19 @@ export class Cluster {
     await Promise.all(this.#instances.map((i) => i.exited));
     for (const dir of this.#dirs) await removeDir(dir);
   }
+}
+
+/**
+ * Runs SQL on the schema's tables straight on the server (not through
+ * kmsd, nor a relay a test may have stopped): to make dates pass, or to
+ * look at what kmsd stored.
+ */
+export function schemaSql(schema: string) {
+  return <R extends Record<string, unknown>>(text: string, values: unknown[] = []) =>
+    withAdminClient(async (client) => {
+      await client.query(`SET search_path TO ${schema}`);
+      return (await client.query<R>(text, values)).rows;
+    });
 }
 
 /** POST a Huawei REST action with a token; whatever it answers. */

@@ -21,6 +21,7 @@ import {
   type Instance,
   msUntil,
   post,
+  schemaSql,
 } from "./cluster-helpers.js";
 
 /**
@@ -66,16 +67,9 @@ afterAll(async () => {
   await schema?.drop();
 });
 
-/** Runs SQL on the test's schema, straight to the server (not through the proxy). */
-async function sql<R extends Record<string, unknown>>(
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  return withAdminClient(async (client) => {
-    await client.query(`SET search_path TO ${schema.schema}`);
-    return (await client.query<R>(text, values)).rows;
-  });
-}
+/** SQL on the test's schema (set in beforeAll). */
+const sql = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) =>
+  schemaSql(schema.schema)<R>(text, values);
 
 /**
  * The server processes serving this kmsd: its connections carry the schema

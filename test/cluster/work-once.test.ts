@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../audit/cli-helpers.js";
 import { createKeyRest } from "../store/populated-store.js";
-import { freshSchema, type TestSchema, withAdminClient } from "../support/postgres.js";
-import { Cluster, errorCode, type Instance, post } from "./cluster-helpers.js";
+import { freshSchema, type TestSchema } from "../support/postgres.js";
+import { Cluster, errorCode, type Instance, post, schemaSql } from "./cluster-helpers.js";
 
 /**
  * Two kmsd processes on one PostgreSQL schema, both sweeping often: what
@@ -31,16 +31,9 @@ afterAll(async () => {
   await schema?.drop();
 });
 
-/** Runs SQL on the test's schema, behind kmsd's back (to make dates pass). */
-function sql<R extends Record<string, unknown>>(
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  return withAdminClient(async (client) => {
-    await client.query(`SET search_path TO ${schema.schema}`);
-    return (await client.query<R>(text, values)).rows;
-  });
-}
+/** SQL on the test's schema (set in beforeAll). */
+const sql = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) =>
+  schemaSql(schema.schema)<R>(text, values);
 
 /** How many log lines of both instances carry this message. */
 function logged(message: string): number {

@@ -8,6 +8,7 @@ import {
   signedHeaders,
   spawnServe,
 } from "../audit/cli-helpers.js";
+import { removeDir, tempDataDir } from "../support/kmsd.js";
 
 /**
  * A store with a bit of everything in it, made by a real `kmsd serve` and
@@ -17,6 +18,40 @@ import {
  */
 
 export const PROJECT = "default";
+
+/** Temporary data directories a test file makes, removed together in its afterAll. */
+export class TempDirs {
+  readonly #dirs: string[] = [];
+
+  async create(): Promise<string> {
+    const dir = await tempDataDir();
+    this.#dirs.push(dir);
+    return dir;
+  }
+
+  async removeAll(): Promise<void> {
+    for (const dir of this.#dirs.splice(0)) await removeDir(dir);
+  }
+}
+
+/** What `kmsd store copy` prints (the parts tests read). */
+export interface CopyReport {
+  readonly ok: boolean;
+  readonly from: string;
+  readonly to: string;
+  readonly tables: Record<
+    string,
+    { source: { count: number }; target: { count: number }; match: boolean }
+  >;
+  readonly audit_chain: { ok: boolean; verified: number };
+}
+
+/** Runs `kmsd store copy --from --to` (no data directory setting: the flags name both stores). */
+export async function runStoreCopy(from: string, to: string) {
+  const result = await runCli(["store", "copy", "--from", from, "--to", to], "/nonexistent");
+  const report = result.stdout === "" ? undefined : (JSON.parse(result.stdout) as CopyReport);
+  return { ...result, report };
+}
 
 export interface Sealed {
   readonly keyId: string;

@@ -2,40 +2,36 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
-import {
-  killIfRunning,
-  runCli,
-  type ServeProcess,
-  spawnServe,
-  verifyAudit,
-} from "../audit/cli-helpers.js";
-import { removeDir, tempDataDir } from "../support/kmsd.js";
+import { killIfRunning, type ServeProcess, spawnServe, verifyAudit } from "../audit/cli-helpers.js";
 import { freshSchema, type TestSchema } from "../support/postgres.js";
-import { expectServesCopy, type PopulatedStore, populateStore } from "./populated-store.js";
+import {
+  type CopyReport,
+  expectServesCopy,
+  type PopulatedStore,
+  populateStore,
+  runStoreCopy,
+  TempDirs,
+} from "./populated-store.js";
 
 /**
  * `kmsd store copy` from SQLite to PostgreSQL and back: the round trip
  * ends with the very records it started from, and kmsd serves each copy.
  */
 
-const dirs: string[] = [];
-async function newDir(): Promise<string> {
-  const dir = await tempDataDir();
-  dirs.push(dir);
-  return dir;
-}
+const dirs = new TempDirs();
+const newDir = () => dirs.create();
 let schema: TestSchema;
 let serve: ServeProcess | undefined;
 afterAll(async () => {
   killIfRunning(serve);
   await schema?.drop();
-  for (const dir of dirs) await removeDir(dir);
+  await dirs.removeAll();
 });
 
-async function copy(from: string, to: string) {
-  const result = await runCli(["store", "copy", "--from", from, "--to", to], "/nonexistent");
+async function copy(from: string, to: string): Promise<CopyReport> {
+  const result = await runStoreCopy(from, to);
   expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as { ok: boolean; from: string; to: string };
+  return result.report as CopyReport;
 }
 
 async function summaryOf(dataDir: string) {
@@ -84,10 +80,7 @@ describe("kmsd store copy, SQLite to PostgreSQL to SQLite", () => {
   });
 
   it("refuses a PostgreSQL schema that is not empty", async () => {
-    const again = await runCli(
-      ["store", "copy", "--from", source, "--to", schema.url],
-      "/nonexistent",
-    );
+    const again = await runStoreCopy(source, schema.url);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("the target store is not empty");
   });

@@ -6,44 +6,26 @@ import { rootKeyId } from "../../src/crypto/key-wrap.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { copyStore } from "../../src/keystore/transfer/copy-store.js";
 import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
+import { killIfRunning, type ServeProcess, spawnServe, verifyAudit } from "../audit/cli-helpers.js";
+import { TEST_ROOT_KEY } from "../support/kmsd.js";
 import {
-  killIfRunning,
-  runCli,
-  type ServeProcess,
-  spawnServe,
-  verifyAudit,
-} from "../audit/cli-helpers.js";
-import { removeDir, TEST_ROOT_KEY, tempDataDir } from "../support/kmsd.js";
-import { expectServesCopy, type PopulatedStore, populateStore } from "./populated-store.js";
+  type CopyReport,
+  expectServesCopy,
+  type PopulatedStore,
+  populateStore,
+  runStoreCopy,
+  TempDirs,
+} from "./populated-store.js";
 
 /** `kmsd store copy` between two SQLite data directories. */
 
-const dirs: string[] = [];
-async function newDir(): Promise<string> {
-  const dir = await tempDataDir();
-  dirs.push(dir);
-  return dir;
-}
+const dirs = new TempDirs();
+const newDir = () => dirs.create();
 let serve: ServeProcess | undefined;
 afterAll(async () => {
   killIfRunning(serve);
-  for (const dir of dirs) await removeDir(dir);
+  await dirs.removeAll();
 });
-
-interface CopyReport {
-  ok: boolean;
-  tables: Record<string, { source: { count: number }; target: { count: number }; match: boolean }>;
-  audit_chain: { ok: boolean; verified: number };
-}
-
-async function copy(from: string, to: string) {
-  // The data dir setting names neither: --from and --to do.
-  const result = await runCli(["store", "copy", "--from", from, "--to", to], "/nonexistent");
-  return {
-    ...result,
-    report: result.stdout === "" ? undefined : (JSON.parse(result.stdout) as CopyReport),
-  };
-}
 
 const rootKey = (() => {
   const bytes = Buffer.from(TEST_ROOT_KEY, "base64");
@@ -60,7 +42,7 @@ describe("kmsd store copy, SQLite to SQLite", () => {
 
   it("copies everything, verifies it, and a kmsd served from the copy works as the original", async () => {
     const target = path.join(await newDir(), "copy");
-    const result = await copy(source, target);
+    const result = await runStoreCopy(source, target);
     expect(result.code, result.stderr).toBe(0);
     const report = result.report as CopyReport;
     expect(report.ok).toBe(true);
@@ -86,12 +68,12 @@ describe("kmsd store copy, SQLite to SQLite", () => {
 
   it("refuses a target that is not empty, leaving it as it was", async () => {
     const target = await newDir();
-    expect((await copy(source, target)).code).toBe(0);
+    expect((await runStoreCopy(source, target)).code).toBe(0);
     const store = await openSqliteStore({ dataDir: target });
     const before = await summarizeStore(store);
     await store.close();
 
-    const again = await copy(source, target);
+    const again = await runStoreCopy(source, target);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(
       /target store is not empty \(it holds meta, keys, credentials, tokens, audit_records\)/,
@@ -103,7 +85,7 @@ describe("kmsd store copy, SQLite to SQLite", () => {
 
   it("refuses a source that holds no store", async () => {
     const empty = await newDir();
-    const result = await copy(empty, path.join(empty, "copy"));
+    const result = await runStoreCopy(empty, path.join(empty, "copy"));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`there is no kmsd store at ${empty}`);
   });
