@@ -78,6 +78,17 @@ export async function verifyCopy(
   return { ok, tables, audit_chain: chain };
 }
 
+/** One line naming what differs: the tables, and where the audit chain breaks. */
+function mismatchMessage(verification: CopyVerification): string {
+  const problems: string[] = [];
+  const differing = TABLES.filter((table) => !verification.tables[table].match);
+  if (differing.length > 0) problems.push(`tables that differ: ${differing.join(", ")}`);
+  if (!verification.audit_chain.ok) {
+    problems.push(`its audit chain breaks: ${verification.audit_chain.reason}`);
+  }
+  return `the copy does not match its source (${problems.join("; ")})`;
+}
+
 /**
  * The root key the source was made with, checked against it. A source
  * without one is no kmsd store (and must not adopt a key now).
@@ -138,10 +149,7 @@ export const storeCommands: Command[] = [
           };
           context.stdout(`${JSON.stringify(report, null, 2)}\n`);
           if (verification.ok) return 0;
-          const differing = TABLES.filter((table) => !verification.tables[table].match);
-          context.stderr(
-            `kmsd: the copy does not match its source${differing.length > 0 ? ` (${differing.join(", ")})` : ""}${verification.audit_chain.ok ? "" : `; its audit chain breaks: ${verification.audit_chain.reason}`}\n`,
-          );
+          context.stderr(`kmsd: ${mismatchMessage(verification)}\n`);
           return 1;
         } finally {
           await target.close();
