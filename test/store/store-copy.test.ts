@@ -6,8 +6,14 @@ import { rootKeyId } from "../../src/crypto/key-wrap.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { copyStore } from "../../src/keystore/transfer/copy-store.js";
 import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
-import { killIfRunning, type ServeProcess, spawnServe, verifyAudit } from "../audit/cli-helpers.js";
-import { TEST_ROOT_KEY } from "../support/kmsd.js";
+import {
+  copyDataDir,
+  killIfRunning,
+  type ServeProcess,
+  spawnServe,
+  verifyAudit,
+} from "../audit/cli-helpers.js";
+import { removeDir, TEST_ROOT_KEY } from "../support/kmsd.js";
 import {
   type CopyReport,
   expectServesCopy,
@@ -88,6 +94,24 @@ describe("kmsd store copy, SQLite to SQLite", () => {
     const result = await runStoreCopy(empty, path.join(empty, "copy"));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`there is no kmsd store at ${empty}`);
+  });
+
+  it("exits 1 when the copy does not verify: a source whose audit trail was tampered with", async () => {
+    const tampered = await copyDataDir(source);
+    const db = new Database(path.join(tampered, "kmsd.db"));
+    db.prepare("UPDATE audit_records SET outcome = 'KMS.0000' WHERE seq = 2").run();
+    db.close();
+    const result = await runStoreCopy(tampered, path.join(await newDir(), "copy"));
+    await removeDir(tampered);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      "the copy does not match its source (its audit chain breaks: record 2 does not match its hash: it was changed)",
+    );
+    // Copied faithfully, tampering included: only the chain check fails.
+    const report = result.report as CopyReport;
+    expect(Object.values(report.tables).every((table) => table.match)).toBe(true);
+    expect(report.audit_chain).toMatchObject({ ok: false, verified: 1 });
+    expect(report.ok).toBe(false);
   });
 
   it("reports each table whose copy differs, and a broken audit chain", async () => {
