@@ -26,9 +26,10 @@ export class ChangeWatcher {
   /** A wake-up arrived while a poll ran: that poll may have read too early, so poll again. */
   private again = false;
   private unsubscribe: (() => void) | undefined;
-  /** When a poll last caught up with the store (epoch ms). */
-  private caughtUpAt = 0;
+  /** When the current run of failed polls began (epoch ms); undefined while polls succeed. */
+  private failingSince: number | undefined;
   private stale = false;
+  private staleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: KeyStore,
@@ -39,7 +40,6 @@ export class ChangeWatcher {
 
   async start(): Promise<void> {
     this.lastSeq = await this.store.latestChangeSeq();
-    this.caughtUpAt = Date.now();
     this.timer = setInterval(() => void this.poll(), this.intervalMs);
     this.timer.unref();
     this.unsubscribe = this.store.onChangeRecorded?.(() => this.wake());
@@ -49,6 +49,7 @@ export class ChangeWatcher {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     clearInterval(this.timer);
+    clearTimeout(this.staleTimer);
     this.timer = undefined;
     await this.polling;
   }
@@ -76,18 +77,33 @@ export class ChangeWatcher {
         for (const listener of this.listeners) listener(change);
         this.lastSeq = change.seq;
       }
-      this.caughtUpAt = Date.now();
+      this.failingSince = undefined;
       this.stale = false;
     } catch {
       // The store is unreachable for now; the next poll catches up from lastSeq.
-      if (
-        this.options !== undefined &&
-        !this.stale &&
-        Date.now() - this.caughtUpAt >= this.options.staleAfterMs
-      ) {
-        this.stale = true;
-        this.options.onStale();
-      }
+      this.noteFailure();
+    }
+  }
+
+  /**
+   * Counts how long the store has been unreachable; once that reaches
+   * staleAfterMs, calls onStale. A poll is scheduled for that moment, so the
+   * bound holds even when polls are further apart.
+   */
+  private noteFailure(): void {
+    if (this.options === undefined || this.stale || this.timer === undefined) return;
+    const now = Date.now();
+    this.failingSince ??= now;
+    const left = this.failingSince + this.options.staleAfterMs - now;
+    if (left <= 0) {
+      this.stale = true;
+      this.options.onStale();
+    } else if (this.staleTimer === undefined) {
+      this.staleTimer = setTimeout(() => {
+        this.staleTimer = undefined;
+        void this.poll();
+      }, left);
+      this.staleTimer.unref();
     }
   }
 }

@@ -114,4 +114,19 @@ describe("resolveConfig", () => {
       "KMSD_HEALTH_CHECK_MS",
     );
   });
+
+  it("checks a database URL as the store reads it, never quoting it (it may hold a password)", () => {
+    const url = "postgres://kmsd:s3cret@db:5432/kms?schema=tenant_a&sslmode=require";
+    expect(resolveConfig({}, { KMSD_DATABASE_URL: url }).databaseUrl).toBe(url);
+    expect(resolveConfig({}, {}).databaseUrl).toBe("");
+    for (const bad of [
+      "mysql://kmsd:s3cret@db/kms",
+      "postgres://kmsd:s3cret@db/kms?schema=Bad-Name",
+      "s3cret",
+    ]) {
+      const { setting, message } = refusal(() => resolveConfig({ databaseUrl: bad }, {}));
+      expect(setting).toBe("--database-url");
+      expect(message).not.toContain("s3cret");
+    }
+  });
 });

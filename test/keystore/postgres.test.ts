@@ -2,12 +2,16 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig } from "../../src/keystore/postgres/connection.js";
 import { parseDatabaseUrl } from "../../src/keystore/postgres/database-url.js";
-import { migratePostgres, PG_MIGRATIONS } from "../../src/keystore/postgres/migrations.js";
+import {
+  LockClass,
+  migratePostgres,
+  PG_MIGRATIONS,
+} from "../../src/keystore/postgres/migrations.js";
 import {
   openPostgresStore,
   type PostgresStore,
 } from "../../src/keystore/postgres/postgres-store.js";
-import { SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
+import { SchemaVersionError } from "../../src/keystore/schema-version-error.js";
 import { StoreUnavailableError } from "../../src/keystore/store-unavailable.js";
 import {
   AliasTakenError,
@@ -185,6 +189,36 @@ describe("PostgreSQL key store", () => {
       for (const store of stores) expect(await store.getKey(P1, key.keyId)).toEqual(key);
     });
 
+    it("wait for another instance's migrations however long they take (no statement timeout)", async () => {
+      const at = schema();
+      const holder = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await holder.connect();
+      try {
+        await holder.query("SELECT pg_advisory_lock($1, hashtext($2))", [
+          LockClass.Migrations,
+          at.schema,
+        ]);
+        let opened = false;
+        const opening = openPostgresStore({ url: at.url, statementTimeoutMs: 100 }).then(
+          (store) => {
+            opened = true;
+            open.push(store);
+            return store;
+          },
+        );
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(opened).toBe(false);
+        await holder.query("SELECT pg_advisory_unlock($1, hashtext($2))", [
+          LockClass.Migrations,
+          at.schema,
+        ]);
+        const store = await opening;
+        await store.ping();
+      } finally {
+        await holder.end();
+      }
+    });
+
     it("refuse a schema from a newer kmsd without touching it", async () => {
       const at = schema();
       const store = await openStore(at.url);
@@ -240,6 +274,53 @@ describe("PostgreSQL key store", () => {
         "SELECT to_regclass('half_done') IS NOT NULL AS found",
       );
       expect(halfDone?.found).toBe(false);
+    });
+
+    it("2 upgrades a schema created at 1, keeping its data, and indexes root key ids", async () => {
+      const at = schema();
+      const parsed = parseDatabaseUrl(at.url);
+      const client = new pg.Client(clientConfig(parsed, { url: at.url }));
+      await client.connect();
+      try {
+        expect(await migratePostgres(client, at.schema, true, PG_MIGRATIONS.slice(0, 1))).toEqual([
+          1,
+        ]);
+      } finally {
+        await client.end();
+      }
+      const key = makeKey();
+      await adminRows(
+        at.schema,
+        `INSERT INTO keys (key_id, project_id, alias, description, key_spec, key_usage, origin,
+          enterprise_project_id, state, created_at, primary_version)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)`,
+        [
+          key.keyId,
+          key.projectId,
+          key.alias,
+          key.description,
+          key.keySpec,
+          key.keyUsage,
+          key.origin,
+          key.enterpriseProjectId,
+          key.state,
+          key.createdAt,
+        ],
+      );
+
+      const store = await openStore(at.url);
+
+      expect(await store.getKey(P1, key.keyId)).toEqual(key);
+      const indexes = await adminRows<{ indexname: string }>(
+        at.schema,
+        `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE '%root_key_id'
+          ORDER BY indexname`,
+        [at.schema],
+      );
+      expect(indexes.map((i) => i.indexname)).toEqual([
+        "credentials_root_key_id",
+        "key_versions_root_key_id",
+      ]);
     });
 
     it("keep identifiers in bytewise order whatever the database collation", async () => {

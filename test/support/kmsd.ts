@@ -6,7 +6,7 @@ import { issueToken } from "../../src/auth/issue-credentials.js";
 import { callRpc, withCore } from "../../src/cli/admin-call.js";
 import { defaultConfig, type KmsdConfig } from "../../src/config/settings.js";
 import type { Role } from "../../src/keystore/access-types.js";
-import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
+import { openStore, type StoreSettings } from "../../src/keystore/open-store.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createServer, type KmsdServer, type ServerOptions } from "../../src/server.js";
 
@@ -75,15 +75,15 @@ const issuedTokens = new Map<string, Promise<string>>();
  * directory, project and role.
  */
 export function testToken(
-  config: Pick<KmsdConfig, "dataDir">,
+  config: StoreSettings,
   projectId: string,
   role: Role = "admin",
 ): Promise<string> {
-  const cacheKey = `${config.dataDir}\0${projectId}\0${role}`;
+  const cacheKey = `${config.dataDir}\0${config.databaseUrl}\0${projectId}\0${role}`;
   let token = issuedTokens.get(cacheKey);
   if (token === undefined) {
     token = (async () => {
-      const store = await openSqliteStore({ dataDir: config.dataDir });
+      const store = await openStore(config);
       try {
         const issued = await issueToken(store, {
           projectId,

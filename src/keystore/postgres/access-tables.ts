@@ -148,8 +148,9 @@ export class PgAccessTables {
 
   async listCredentialsNotWrappedBy(rootKeyId: string, limit: number): Promise<CredentialRecord[]> {
     const rows = await this.db.rows<CredentialRow>({
-      text: `SELECT ${CREDENTIAL_COLUMNS} FROM credentials WHERE root_key_id <> $1
-        ORDER BY access_key LIMIT $2`,
+      // Not "<>": the two ranges can use the root_key_id index (migration 2).
+      text: `SELECT ${CREDENTIAL_COLUMNS} FROM credentials
+        WHERE root_key_id < $1 OR root_key_id > $1 LIMIT $2`,
       values: [rootKeyId, limit],
     });
     return rows.map(toCredentialRecord);

@@ -132,9 +132,13 @@ export class ChangeNotifications {
     const onLost = () => {
       if (lost) return;
       lost = true;
-      if (this.#client === client) this.#client = undefined;
+      const wasListening = this.#client === client;
+      if (wasListening) this.#client = undefined;
       client.end().catch(() => {});
       this.#retry();
+      // Subscribers poll now: the store may be unreachable (they notice at
+      // once rather than at their next poll) or the loss only this connection's.
+      if (wasListening && !this.#closed) this.#wakeAll();
     };
     client.on("error", onLost);
     client.on("end", onLost);

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { SchemaVersionError } from "../sqlite/migrations.js";
+import { SchemaVersionError } from "../schema-version-error.js";
 
 export interface PgMigration {
   readonly version: number;
@@ -134,6 +134,17 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX audit_records_time ON audit_records (time);
     `,
   },
+  {
+    version: 2,
+    description: "index wrapped material by root key (root key rotation)",
+    up: `
+      -- listVersionsNotWrappedBy / listCredentialsNotWrappedBy ask for
+      -- root_key_id < $1 OR root_key_id > $1 (a bitmap OR over these), so a
+      -- rotation's later batches do not rescan what is already rewrapped.
+      CREATE INDEX key_versions_root_key_id ON key_versions (root_key_id);
+      CREATE INDEX credentials_root_key_id ON credentials (root_key_id);
+    `,
+  },
 ];
 
 /**
@@ -179,6 +190,9 @@ export async function migratePostgres(
   createSchema: boolean,
   migrations: readonly PgMigration[] = PG_MIGRATIONS,
 ): Promise<number[]> {
+  // No statement timeout here: indexing a large table, or waiting while
+  // another instance does, may take longer than a request's statement should.
+  await client.query("SET statement_timeout = 0");
   // A session lock: released when the caller closes this connection, even
   // one that broke halfway.
   await client.query("SELECT pg_advisory_lock($1, hashtext($2))", [LockClass.Migrations, schema]);

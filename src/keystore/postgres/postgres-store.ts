@@ -418,8 +418,9 @@ class PostgresStoreImpl implements PostgresStore {
 
   async listVersionsNotWrappedBy(rootKeyId: string, limit: number): Promise<KeyVersionRecord[]> {
     const rows = await this.#db.rows<VersionRow>({
-      text: `SELECT ${VERSION_COLUMNS} FROM key_versions WHERE root_key_id <> $1
-        ORDER BY key_id, version LIMIT $2`,
+      // Not "<>": the two ranges can use the root_key_id index (migration 2).
+      text: `SELECT ${VERSION_COLUMNS} FROM key_versions
+        WHERE root_key_id < $1 OR root_key_id > $1 LIMIT $2`,
       values: [rootKeyId, limit],
     });
     return rows.map(toVersionRecord);

@@ -1,4 +1,7 @@
 import type Database from "better-sqlite3";
+import { SchemaVersionError } from "../schema-version-error.js";
+
+export { SchemaVersionError };
 
 export interface Migration {
   readonly version: number;
@@ -147,20 +150,6 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
 ];
-
-/** The store was written by a newer kmsd; opening it could corrupt it. */
-export class SchemaVersionError extends Error {
-  constructor(
-    readonly storeVersion: number,
-    readonly codeVersion: number,
-  ) {
-    super(
-      `key store schema version ${storeVersion} is newer than this kmsd supports ` +
-        `(${codeVersion}); upgrade kmsd to open it`,
-    );
-    this.name = "SchemaVersionError";
-  }
-}
 
 const CREATE_MIGRATIONS_TABLE = `
   CREATE TABLE IF NOT EXISTS schema_migrations (
