@@ -1,3 +1,4 @@
+import { tmpdir } from "node:os";
 import { expect } from "vitest";
 import {
   type BootstrapFile,
@@ -46,9 +47,14 @@ export interface CopyReport {
   readonly audit_chain: { ok: boolean; verified: number };
 }
 
-/** Runs `kmsd store copy --from --to` (no data directory setting: the flags name both stores). */
-export async function runStoreCopy(from: string, to: string) {
-  const result = await runCli(["store", "copy", "--from", from, "--to", to], "/nonexistent");
+/**
+ * Runs `kmsd store copy --from --to` (no data directory setting: the flags
+ * name both stores) with the test root key, or the settings in `env`.
+ */
+export async function runStoreCopy(from: string, to: string, env: Record<string, string> = {}) {
+  // The data directory setting is irrelevant here, but with a database URL
+  // kmsd creates it: an existing directory keeps the test from adding one.
+  const result = await runCli(["store", "copy", "--from", from, "--to", to], tmpdir(), env);
   const report = result.stdout === "" ? undefined : (JSON.parse(result.stdout) as CopyReport);
   return { ...result, report };
 }

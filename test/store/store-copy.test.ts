@@ -1,14 +1,17 @@
+import { existsSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withCore } from "../../src/cli/admin-call.js";
 import { verifyCopy } from "../../src/cli/commands/store.js";
-import { rootKeyId } from "../../src/crypto/key-wrap.js";
+import { defaultConfig } from "../../src/config/settings.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { copyStore } from "../../src/keystore/transfer/copy-store.js";
 import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
 import {
   copyDataDir,
   killIfRunning,
+  readBootstrap,
   type ServeProcess,
   spawnServe,
   verifyAudit,
@@ -16,6 +19,7 @@ import {
 import { removeDir, TEST_ROOT_KEY } from "../support/kmsd.js";
 import {
   type CopyReport,
+  createKeyRest,
   expectServesCopy,
   type PopulatedStore,
   populateStore,
@@ -32,11 +36,6 @@ afterAll(async () => {
   killIfRunning(serve);
   await dirs.removeAll();
 });
-
-const rootKey = (() => {
-  const bytes = Buffer.from(TEST_ROOT_KEY, "base64");
-  return { bytes, id: rootKeyId(bytes) };
-})();
 
 describe("kmsd store copy, SQLite to SQLite", () => {
   let source: string;
@@ -89,6 +88,30 @@ describe("kmsd store copy, SQLite to SQLite", () => {
     await reopened.close();
   });
 
+  it("refuses a root key that is not the source's before writing anything", async () => {
+    const target = path.join(await newDir(), "copy");
+    const other = Buffer.alloc(32, 9).toString("base64");
+    const result = await runStoreCopy(source, target, { KMSD_ROOT_KEY: other });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("is not the one this store was created with");
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it("copies a development store with the key file kmsd generated in it", async () => {
+    const dev = await newDir();
+    // No root key configured: kmsd serve generates data/root-key.dev.
+    const served = await spawnServe(dev, { KMSD_ROOT_KEY: "" });
+    await createKeyRest(served, (await readBootstrap(dev)).token, "dev-key");
+    served.proc.kill("SIGTERM");
+    await served.exited;
+    const result = await runStoreCopy(dev, path.join(await newDir(), "copy"), {
+      KMSD_ROOT_KEY: "",
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.report?.tables.keys?.target.count).toBe(1);
+    expect(result.report?.audit_chain.ok).toBe(true);
+  });
+
   it("refuses a source that holds no store", async () => {
     const empty = await newDir();
     const result = await runStoreCopy(empty, path.join(empty, "copy"));
@@ -120,7 +143,10 @@ describe("kmsd store copy, SQLite to SQLite", () => {
     const to = await openSqliteStore({ dataDir: target });
     try {
       const { auditHeadSeq } = await copyStore(from, to);
-      const clean = await verifyCopy(from, to, auditHeadSeq, rootKey);
+      // The target's audit key, as kmsd opening it finds it.
+      const config = { ...defaultConfig(), rootKey: TEST_ROOT_KEY, dataDir: target };
+      const chainKey = () => withCore(config, async (core) => core.auditKeys.chain);
+      const clean = await verifyCopy(from, to, auditHeadSeq, chainKey);
       expect(clean.ok).toBe(true);
 
       // Behind the store's back: one key's description, one record's outcome.
@@ -131,7 +157,7 @@ describe("kmsd store copy, SQLite to SQLite", () => {
       db.prepare("UPDATE audit_records SET outcome = 'KMS.0000' WHERE seq = 3").run();
       db.close();
 
-      const tampered = await verifyCopy(from, to, auditHeadSeq, rootKey);
+      const tampered = await verifyCopy(from, to, auditHeadSeq, chainKey);
       expect(tampered.ok).toBe(false);
       const differing = Object.entries(tampered.tables)
         .filter(([, table]) => !table.match)

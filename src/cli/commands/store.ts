@@ -1,7 +1,9 @@
-import { loadAuditKeys } from "../../audit/audit-keys.js";
+import type { KeyObject } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { ChainVerifier, describeBreak } from "../../audit/chain.js";
-import type { SettingName } from "../../config/settings.js";
-import { ROOT_KEY_META, type RootKey, resolveRootKey } from "../../keys/root-key.js";
+import type { KmsdConfig, SettingName } from "../../config/settings.js";
+import { DEV_ROOT_KEY_FILE, ROOT_KEY_META } from "../../keys/root-key.js";
 import { copyStore } from "../../keystore/transfer/copy-store.js";
 import {
   auditRecords,
@@ -17,8 +19,8 @@ import {
   type StoreLocation,
 } from "../../keystore/transfer/store-location.js";
 import type { Store } from "../../keystore/types.js";
-import { createLogger } from "../../observability/logger.js";
-import type { Command, CommandContext } from "../command.js";
+import { withCore } from "../admin-call.js";
+import type { Command } from "../command.js";
 
 const copySettings: SettingName[] = ["rootKey", "rootKeyFile", "logLevel"];
 
@@ -37,10 +39,9 @@ export interface CopyVerification {
   readonly audit_chain: ChainReport;
 }
 
-/** Walks the whole audit trail of the store with the chain key its metadata holds. */
-export async function verifyAuditChain(store: Store, rootKey: RootKey): Promise<ChainReport> {
-  if ((await store.auditHead()) === undefined) return { ok: true, verified: 0 };
-  const verifier = new ChainVerifier((await loadAuditKeys(store, rootKey)).chain);
+/** Walks the store's whole audit trail, checking every link and hash with the chain key. */
+export async function verifyAuditChain(store: Store, chainKey: KeyObject): Promise<ChainReport> {
+  const verifier = new ChainVerifier(chainKey);
   for await (const page of auditRecords(store)) {
     for (const record of page) {
       const broken = verifier.check(record);
@@ -55,13 +56,14 @@ export async function verifyAuditChain(store: Store, rootKey: RootKey): Promise<
 /**
  * Compares the target with the source table by table (counts and digests of
  * every record, audit records up to the source's head when the copy began),
- * then checks the target's audit chain with the root key.
+ * then checks the target's audit chain with the chain key `chainKey` gives
+ * (asked for only when the target has audit records).
  */
 export async function verifyCopy(
   source: Store,
   target: Store,
   auditHeadSeq: number,
-  rootKey: RootKey,
+  chainKey: () => Promise<KeyObject>,
 ): Promise<CopyVerification> {
   const expected = await summarizeStore(source, auditHeadSeq);
   const actual = await summarizeStore(target);
@@ -73,7 +75,10 @@ export async function verifyCopy(
       return [table, { source: expected[table], target: actual[table], match }];
     }),
   ) as CopyVerification["tables"];
-  const chain = await verifyAuditChain(target, rootKey);
+  const chain =
+    actual.audit_records.count === 0
+      ? { ok: true, verified: 0 }
+      : await verifyAuditChain(target, await chainKey());
   const ok = chain.ok && TABLES.every((table) => tables[table].match);
   return { ok, tables, audit_chain: chain };
 }
@@ -90,28 +95,18 @@ function mismatchMessage(verification: CopyVerification): string {
 }
 
 /**
- * The root key the source was made with, checked against it. A source
- * without one is no kmsd store (and must not adopt a key now).
+ * The settings under which kmsd opens the store at the location, as the
+ * server would: its root key (checked against the store) and audit keys
+ * come from there. A development source's generated key file serves for
+ * the target too, unless a root key is configured.
  */
-async function sourceRootKey(
-  context: CommandContext,
-  source: Store,
-  location: StoreLocation,
-): Promise<RootKey> {
-  if ((await source.getMeta(ROOT_KEY_META)) === undefined) {
-    throw new Error(`${describeLocation(location)} holds no kmsd store (it names no root key)`);
-  }
-  const logger = createLogger(context.config.logLevel);
-  return resolveRootKey(
-    {
-      rootKey: context.config.rootKey,
-      rootKeyFile: context.config.rootKeyFile,
-      // A development store's key file lives in its data directory.
-      dataDir: location.kind === "sqlite" ? location.dataDir : context.config.dataDir,
-    },
-    source,
-    (message) => logger.warn(message),
-  );
+function settingsFor(config: KmsdConfig, location: StoreLocation, from: StoreLocation): KmsdConfig {
+  const devKey = from.kind === "sqlite" ? join(from.dataDir, DEV_ROOT_KEY_FILE) : "";
+  const configured = config.rootKey !== "" || config.rootKeyFile !== "";
+  const rootKeyFile = configured || !existsSync(devKey) ? config.rootKeyFile : devKey;
+  return location.kind === "sqlite"
+    ? { ...config, rootKeyFile, dataDir: location.dataDir, databaseUrl: "" }
+    : { ...config, rootKeyFile, databaseUrl: location.url };
 }
 
 export const storeCommands: Command[] = [
@@ -135,12 +130,20 @@ export const storeCommands: Command[] = [
       const to = parseStoreLocation(context.options.to ?? "");
       const source = await openStoreAt(from, { mustExist: true });
       try {
-        const rootKey = await sourceRootKey(context, source, from);
+        // A source that names no root key is no kmsd store (and must not adopt one now).
+        if ((await source.getMeta(ROOT_KEY_META)) === undefined) {
+          throw new Error(`${describeLocation(from)} holds no kmsd store (it names no root key)`);
+        }
+        // Opening it as kmsd does checks the configured root key against it
+        // (a wrong one is refused, exit 2) before anything is written.
+        await withCore(settingsFor(context.config, from, from), async () => undefined);
         const target = await openStoreAt(to, { mustExist: false });
         try {
           const started = Date.now();
           const { auditHeadSeq } = await copyStore(source, target);
-          const verification = await verifyCopy(source, target, auditHeadSeq, rootKey);
+          const verification = await verifyCopy(source, target, auditHeadSeq, () =>
+            withCore(settingsFor(context.config, to, from), async (core) => core.auditKeys.chain),
+          );
           const report = {
             from: describeLocation(from),
             to: describeLocation(to),
