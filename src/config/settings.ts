@@ -125,8 +125,8 @@ export const settings = defineSettings({
     flag: "--database-pool-size",
     env: "KMSD_DATABASE_POOL_SIZE",
     description:
-      "Most PostgreSQL connections each server process keeps open (one more listens for changes)",
-    default: 10,
+      "Most PostgreSQL connections each process opens (one more listens for changes; idle ones close after 30 s): with --workers, each worker has its own",
+    default: 5,
     parse: integer(1, 1000),
   },
   rootKey: {

@@ -185,3 +185,24 @@ describe("kmsd on PostgreSQL", () => {
     expect(report.verified).toBeGreaterThan(10);
   });
 });
+
+describe("kmsd CLI with PostgreSQL unreachable", () => {
+  it("fails fast (exit 1) saying the store is unavailable, without showing the URL's password", async () => {
+    const dir = await tempDataDir();
+    try {
+      const started = Date.now();
+      const done = await runKmsd(["keys", "list", "--project", PROJECT], {
+        KMSD_DATABASE_URL: "postgres://postgres:hunter2@127.0.0.1:1/test?schema=nowhere",
+        KMSD_ROOT_KEY: TEST_ROOT_KEY,
+        KMSD_DATA_DIR: dir,
+      });
+
+      expect(done.code).toBe(1);
+      expect(done.stderr).toMatch(/the key store is unavailable/);
+      expect(done.stderr + done.stdout).not.toContain("hunter2");
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});

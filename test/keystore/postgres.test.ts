@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig } from "../../src/keystore/postgres/connection.js";
+import { clientConfig, storeError } from "../../src/keystore/postgres/connection.js";
 import { parseDatabaseUrl } from "../../src/keystore/postgres/database-url.js";
 import {
   LockClass,
@@ -151,6 +151,39 @@ describe("PostgreSQL key store", () => {
     });
   });
 
+  describe("connection failures", () => {
+    function withCode(message: string, code: string): Error {
+      return Object.assign(new Error(message), { code });
+    }
+
+    it("become StoreUnavailableError; every other error passes unchanged", () => {
+      const unavailable = [
+        withCode("connect ECONNREFUSED 127.0.0.1:5432", "ECONNREFUSED"),
+        withCode("read ECONNRESET", "ECONNRESET"),
+        new AggregateError([withCode("connect ECONNREFUSED ::1:5432", "ECONNREFUSED")], ""),
+        withCode("terminating connection due to administrator command", "57P01"),
+        withCode("the database system is starting up", "57P03"),
+        withCode("canceling statement due to statement timeout", "57014"),
+        withCode("sorry, too many clients already", "53300"),
+        withCode("connection failure", "08006"),
+        new Error("Connection terminated unexpectedly"),
+        new Error("timeout exceeded when trying to connect"),
+      ];
+      for (const error of unavailable) {
+        const mapped = storeError(error);
+        expect(mapped, error.message).toBeInstanceOf(StoreUnavailableError);
+        expect((mapped as Error).cause).toBe(error);
+      }
+      const passing = [
+        withCode('duplicate key value violates unique constraint "keys_pkey"', "23505"),
+        withCode('relation "keys" does not exist', "42P01"),
+        new AliasTakenError("a"),
+        new RangeError("limit"),
+      ];
+      for (const error of passing) expect(storeError(error)).toBe(error);
+    });
+  });
+
   describe("migrations", () => {
     it("create the schema named in the URL and record each version once", async () => {
       const at = schema();
@@ -168,6 +201,22 @@ describe("PostgreSQL key store", () => {
         PG_MIGRATIONS.map((m) => [m.version, m.description]),
       );
       for (const row of rows) expect(row.applied_at).toBeGreaterThanOrEqual(before);
+    });
+
+    it("use the server's search_path when the URL names no schema (libpq options honoured)", async () => {
+      const at = schema();
+      await withAdminClient((client) => client.query(`CREATE SCHEMA ${at.schema}`));
+      const url = new URL(TEST_DATABASE_URL);
+      url.searchParams.set("options", `-c search_path=${at.schema}`);
+
+      const store = await openStore(url.toString());
+
+      expect(store.schema).toBe(at.schema);
+      const [found] = await adminRows<{ found: boolean }>(
+        at.schema,
+        "SELECT to_regclass('keys') IS NOT NULL AS found",
+      );
+      expect(found?.found).toBe(true);
     });
 
     it("are numbered 1, 2, 3, ... in order", () => {

@@ -2,7 +2,11 @@ import pg from "pg";
 import { StoreUnavailableError } from "../store-unavailable.js";
 import type { ParsedDatabaseUrl, PostgresConnectionOptions } from "./database-url.js";
 
-export const DEFAULT_POOL_SIZE = 10;
+/**
+ * Small: requests on cached keys need no connection, audit appends take one
+ * at a time, and with --workers every process (on every instance) has a pool.
+ */
+export const DEFAULT_POOL_SIZE = 5;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
 /** Idle pooled connections are closed after this, so a quiet instance holds few. */

@@ -12,7 +12,7 @@ export interface PostgresConnectionOptions {
    * connecting) puts kmsd's tables in that schema, created if missing.
    */
   readonly url: string;
-  /** Most connections the pool opens (the LISTEN connection comes on top). Defaults to 10. */
+  /** Most connections the pool opens (the LISTEN connection comes on top). Defaults to 5. */
   readonly poolSize?: number;
   /** How long opening a connection (or waiting for a free one) may take. Defaults to 2000 ms. */
   readonly connectTimeoutMs?: number;

@@ -63,8 +63,8 @@ export async function openPostgresStore(
     const [row] = (
       await client.query<{ schema: string | null }>("SELECT current_schema() AS schema")
     ).rows;
-    const current = parsed.schema ?? row?.schema ?? undefined;
-    if (current === undefined || current === null) {
+    const current = parsed.schema ?? row?.schema;
+    if (!current) {
       throw new Error("no schema to create kmsd's tables in: name one with ?schema= in the URL");
     }
     schema = current;
