@@ -219,7 +219,8 @@ describe("kmsd's connections terminated from SQL", () => {
     const keyId = await createKeyRest(kmsd, token, "fault-terminated");
     const backends = await kmsdBackends();
     expect(backends.length).toBeGreaterThan(0);
-    expect(await terminateConnections({ pids: backends.map((b) => b.pid) })).toBe(backends.length);
+    // (A connection may close by itself meanwhile: idle ones time out.)
+    expect(await terminateConnections({ pids: backends.map((b) => b.pid) })).toBeGreaterThan(0);
 
     const started = performance.now();
     for (;;) {
