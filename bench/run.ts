@@ -15,8 +15,6 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
-import { envelope } from "../src/transport/rpc/envelope.js";
-import { createKey, encryptOnce, projectToken } from "./kmsd-api.js";
 import { ROOT, type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import {
   canPin,
@@ -30,12 +28,20 @@ import {
 } from "./load.js";
 import { writeResults } from "./report.js";
 import { seedKeys } from "./seed.js";
+import {
+  connectTarget,
+  createKey,
+  encryptOnce,
+  grpcTarget,
+  PROJECT,
+  projectToken,
+  restTarget,
+} from "./targets.js";
 import { encryptUnderEveryKey } from "./warm-keys.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const IN_FLIGHT = 32;
-const PROJECT = "bench";
 const SPREAD_KEYS = Number(process.env.BENCH_KEYS ?? 100_000);
 
 interface Row {
@@ -109,13 +115,13 @@ async function main(): Promise<void> {
     // kmsd, production setup: authentication, validation and audit on, SQLite.
     let kmsd = await startKmsd({ pin: serverPin, dataDir, rootKey, port: nextPort++ });
     const idleRss = await kmsd.rssMb();
-    const token = projectToken(dataDir, rootKey, PROJECT);
-    const keyId = await createKey(kmsd.port, token, PROJECT);
+    const token = await projectToken(dataDir, rootKey);
+    const keyId = await createKey(kmsd.port, token);
     try {
       for (const size of [8, 4096]) {
         const plain = "x".repeat(size);
         const base = baselineResults.get(`encrypt-${size}`);
-        const cipherText = await encryptOnce(kmsd.port, token, PROJECT, keyId, plain);
+        const cipherText = await encryptOnce(kmsd.port, token, keyId, plain);
         const cases: [string, Target, "h2" | "h1"][] = [
           [
             "gRPC (h2c)",
@@ -309,35 +315,6 @@ async function main(): Promise<void> {
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
-}
-
-function grpcTarget(
-  port: number,
-  method: string,
-  message: Uint8Array,
-  headers: Record<string, string>,
-): Target {
-  return {
-    url: `http://127.0.0.1:${port}/kms.v1.KmsService/${method}`,
-    headers: { "content-type": "application/grpc", te: "trailers", ...headers },
-    body: envelope(message),
-  };
-}
-
-function connectTarget(port: number, method: string, body: object, token: string): Target {
-  return {
-    url: `http://127.0.0.1:${port}/kms.v1.KmsService/${method}`,
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  };
-}
-
-function restTarget(port: number, operation: string, body: object, token: string): Target {
-  return {
-    url: `http://127.0.0.1:${port}/v1.0/${PROJECT}/kms/${operation}`,
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  };
 }
 
 /** wrk script: each request encrypts 8 bytes under a key drawn at random from all of them. */

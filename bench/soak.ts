@@ -18,10 +18,10 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, release, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createKey, encryptOnce, projectToken } from "./kmsd-api.js";
 import { ROOT, type Running, startKmsd } from "./kmsd-process.js";
 import { canPin, h2load, h2loadPaced, type LoadResult, missingTools, type Target } from "./load.js";
 import { writeResults } from "./report.js";
+import { connectTarget, createKey, encryptOnce, PROJECT, projectToken } from "./targets.js";
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
 const LOAD_SHARE = Number(process.env.SOAK_LOAD ?? 0.7);
@@ -32,7 +32,6 @@ const WARMUP_SECONDS = Number(
   process.env.SOAK_WARMUP_SECONDS ?? Math.min(60, Math.round(SOAK_SECONDS / 5)),
 );
 const MAX_GROWTH = 0.1;
-const PROJECT = "soak";
 /** Per load stream (encrypt, decrypt): connections and requests in flight on each. */
 const CLIENTS = 4;
 const STREAMS = 16;
@@ -45,14 +44,6 @@ interface Sample {
 
 function progress(message: string): void {
   process.stderr.write(`[soak] ${message}\n`);
-}
-
-function connectTarget(port: number, method: string, body: object, token: string): Target {
-  return {
-    url: `http://127.0.0.1:${port}/kms.v1.KmsService/${method}`,
-    headers: { "content-type": "application/json", "x-auth-token": token },
-    body: JSON.stringify(body),
-  };
 }
 
 /** Sums two concurrent runs into one result (latencies: the worse of the two). */
@@ -91,9 +82,9 @@ async function main(): Promise<number> {
   try {
     kmsd = await startKmsd({ pin: serverPin, dataDir, rootKey, port: 19_300 });
     const server = kmsd;
-    const token = projectToken(dataDir, rootKey, PROJECT);
-    const keyId = await createKey(server.port, token, PROJECT);
-    const cipherText = await encryptOnce(server.port, token, PROJECT, keyId, PLAINTEXT);
+    const token = await projectToken(dataDir, rootKey);
+    const keyId = await createKey(server.port, token);
+    const cipherText = await encryptOnce(server.port, token, keyId, PLAINTEXT);
     const encrypt = connectTarget(
       server.port,
       "EncryptData",

@@ -8,6 +8,7 @@ import { auditCommands } from "./commands/audit.js";
 import { keysCommands } from "./commands/keys.js";
 import { rootKeyCommands } from "./commands/root-key.js";
 import { serveCommand } from "./commands/serve.js";
+import { storeCommands } from "./commands/store.js";
 
 const commands: Command[] = [
   serveCommand,
@@ -15,6 +16,7 @@ const commands: Command[] = [
   ...accessCommands,
   ...auditCommands,
   ...rootKeyCommands,
+  ...storeCommands,
 ];
 
 function mainHelp(): string {

@@ -11,6 +11,7 @@
 
 import type { AccessStore } from "./access-types.js";
 import type { AuditStore } from "./audit-types.js";
+import type { TransferStore } from "./transfer-types.js";
 
 /** Huawei's key_state values. */
 export const KeyState = {
@@ -248,5 +249,8 @@ export class AliasTakenError extends Error {
   }
 }
 
-/** Everything kmsd keeps: keys, access credentials and the audit trail. */
-export type Store = KeyStore & AccessStore & AuditStore;
+/**
+ * Everything kmsd keeps: keys, access credentials and the audit trail, and
+ * the whole-store reads and writes `kmsd store copy` moves them with.
+ */
+export type Store = KeyStore & AccessStore & AuditStore & TransferStore;

@@ -18,6 +18,7 @@ import {
   P1,
   P2,
 } from "./fixtures.js";
+import { describeTransferContract } from "./transfer-contract.js";
 
 /**
  * The behaviour every Store backend must have: keys, access credentials and
@@ -734,5 +735,6 @@ export function describeStoreContract(
 
     describeAccessContract(() => store);
     describeAuditContract(() => store);
+    describeTransferContract(() => store);
   });
 }

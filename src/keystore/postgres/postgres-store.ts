@@ -11,6 +11,7 @@ import {
   VERSION_COLUMNS,
   type VersionRow,
 } from "../rows.js";
+import type { MetaEntry } from "../transfer-types.js";
 import {
   AliasTakenError,
   type KeyChange,
@@ -155,6 +156,10 @@ class PostgresStoreImpl implements PostgresStore {
   }
 
   async createKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
+    await this.importKey(key, [firstVersion]);
+  }
+
+  async importKey(key: KeyRecord, versions: readonly KeyVersionRecord[]): Promise<void> {
     await this.#db.transaction(async (tx) => {
       try {
         await tx.count({
@@ -166,8 +171,33 @@ class PostgresStoreImpl implements PostgresStore {
       } catch (error) {
         this.#checkAlias(error, key.alias);
       }
-      await this.#insertVersion(tx, firstVersion);
+      for (const version of versions) await this.#insertVersion(tx, version);
       this.#changes.record(tx, "key", key.projectId, key.keyId);
+    });
+  }
+
+  // COLLATE "C": byte order, as SQLite sorts, whatever the database's
+  // collation; `kmsd store copy` compares stores record by record.
+  async scanKeys(afterKeyId: string, limit: number): Promise<KeyRecord[]> {
+    const rows = await this.#db.rows<KeyRow>({
+      text: `SELECT ${KEY_COLUMNS} FROM keys WHERE key_id COLLATE "C" > $1
+        ORDER BY key_id COLLATE "C" LIMIT $2`,
+      values: [afterKeyId, limit],
+    });
+    return rows.map(toKeyRecord);
+  }
+
+  async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
+    const rows = await this.#db.rows<VersionRow>({
+      text: `SELECT ${VERSION_COLUMNS} FROM key_versions WHERE key_id = $1 ORDER BY version`,
+      values: [keyId],
+    });
+    return rows.map(toVersionRecord);
+  }
+
+  async listMeta(): Promise<MetaEntry[]> {
+    return this.#db.rows<{ name: string; value: string }>({
+      text: `SELECT name, value FROM meta ORDER BY name COLLATE "C"`,
     });
   }
 

@@ -13,6 +13,7 @@ import {
   VERSION_COLUMNS,
   type VersionRow,
 } from "../rows.js";
+import type { MetaEntry } from "../transfer-types.js";
 import {
   AliasTakenError,
   type KeyChange,
@@ -238,6 +239,14 @@ class SqliteStoreImpl implements SqliteStore {
           WHERE key_id = ? AND version = ? AND root_key_id = ?`,
       ),
       ping: db.prepare<[]>("SELECT 1").pluck(),
+      scanKeys: db.prepare<[string, number], KeyRow>(
+        `SELECT ${KEY_COLUMNS} FROM keys WHERE key_id > ? ORDER BY key_id LIMIT ?`,
+      ),
+      listVersions: db.prepare<[string], VersionRow>(
+        `SELECT key_id, version, wrapped_material, root_key_id, created_at
+          FROM key_versions WHERE key_id = ? ORDER BY version`,
+      ),
+      listMeta: db.prepare<[], MetaEntry>("SELECT name, value FROM meta ORDER BY name"),
     };
   }
 
@@ -261,16 +270,7 @@ class SqliteStoreImpl implements SqliteStore {
   }
 
   async createKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
-    this.#write(() => {
-      try {
-        this.#sql.insertKey.run(keyParams(key));
-      } catch (error) {
-        this.#checkAlias(error, key.projectId, key.alias);
-      }
-      const v = firstVersion;
-      this.#sql.insertVersion.run(v.keyId, v.version, v.wrappedMaterial, v.rootKeyId, v.createdAt);
-      this.#recordChange(key.projectId, key.keyId);
-    });
+    await this.importKey(key, [firstVersion]);
   }
 
   async getKey(projectId: string, keyId: string): Promise<KeyRecord | undefined> {
@@ -404,6 +404,38 @@ class SqliteStoreImpl implements SqliteStore {
     );
     this.#recordChange(current.projectId, current.keyId);
     return rotated;
+  }
+
+  async scanKeys(afterKeyId: string, limit: number): Promise<KeyRecord[]> {
+    return this.#sql.scanKeys.all(afterKeyId, limit).map(toKeyRecord);
+  }
+
+  async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
+    return this.#sql.listVersions.all(keyId).map(toVersionRecord);
+  }
+
+  async listMeta(): Promise<MetaEntry[]> {
+    return this.#sql.listMeta.all();
+  }
+
+  async importKey(key: KeyRecord, versions: readonly KeyVersionRecord[]): Promise<void> {
+    this.#write(() => {
+      try {
+        this.#sql.insertKey.run(keyParams(key));
+      } catch (error) {
+        this.#checkAlias(error, key.projectId, key.alias);
+      }
+      for (const v of versions) {
+        this.#sql.insertVersion.run(
+          v.keyId,
+          v.version,
+          v.wrappedMaterial,
+          v.rootKeyId,
+          v.createdAt,
+        );
+      }
+      this.#recordChange(key.projectId, key.keyId);
+    });
   }
 
   async changesSince(afterSeq: number): Promise<KeyChange[]> {
