@@ -12,8 +12,11 @@ export function auditRejection(
   projectId: string,
   outcome: string,
 ): void {
-  const path = call.rawTarget.split("?", 1)[0] ?? "";
   call.markAudited();
+  // With the backlog full (the store unreachable), refusals are not queued:
+  // a flood of bad requests must not grow it (the request metrics count them).
+  if (log.saturated) return;
+  const path = call.rawTarget.split("?", 1)[0] ?? "";
   log.record({
     time: call.receivedAtMs,
     requestId: call.requestId,

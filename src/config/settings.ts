@@ -284,6 +284,14 @@ export const settings = defineSettings({
     default: 5,
     parse: integer(1, 1000),
   },
+  auditBacklogMax: {
+    flag: "--audit-backlog-max",
+    env: "KMSD_AUDIT_BACKLOG_MAX",
+    description:
+      "Audit records that may wait unwritten (the store unreachable) before requests are refused with KMS.0104",
+    default: 100_000,
+    parse: integer(1000, 10_000_000),
+  },
   bootstrapProject: {
     flag: "--bootstrap-project",
     env: "KMSD_BOOTSTRAP_PROJECT",

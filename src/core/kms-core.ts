@@ -105,7 +105,12 @@ export async function openKmsCore(
     const auditLog = new AuditLog(
       store,
       auditKeys,
-      { flushMs: config.auditFlushMs, maxBatch: 1000, enabled: config.audit === "on" },
+      {
+        flushMs: config.auditFlushMs,
+        maxBatch: 1000,
+        maxBacklog: config.auditBacklogMax,
+        enabled: config.audit === "on",
+      },
       logger,
     );
     const validator = createRequestValidator();

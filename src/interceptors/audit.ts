@@ -5,7 +5,7 @@ import { type AuditKeys, contextValueHash } from "../audit/audit-keys.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import { latencyUs } from "../audit/latency.js";
 import { principalKey, principalName } from "../auth/principal.js";
-import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
+import { huaweiCodeOf, kmsError, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey } from "../transport/call-info.js";
 
 /** The request and response fields the audit trail reads (never plaintext or ciphertext). */
@@ -25,6 +25,16 @@ interface AuditedFields {
  */
 export function auditInterceptor(log: AuditLog, keys: AuditKeys): Interceptor {
   return (next) => async (request) => {
+    // Fail closed: a request the trail could not record is not served. Its
+    // refusal is not queued either (the backlog is what is full); the
+    // request metrics count it (KMS.0104).
+    if (log.saturated) {
+      request.contextValues.get(callInfoKey)?.markAudited();
+      throw kmsError(
+        "KMS.0104",
+        "the audit trail cannot be written at the moment, so the request was not served; retry later",
+      );
+    }
     // Calls that arrive without a transport (the CLI's) start here.
     const started = performance.now();
     const startedMs = Date.now();
