@@ -184,7 +184,16 @@ async function loadConfiguredKey(
     );
   }
   const key = randomBytes(ROOT_KEY_LENGTH);
-  await fs.writeFile(devFile, `${key.toString("base64")}\n`, { mode: 0o600, flag: "wx" });
+  // Written whole under a temporary name, then linked into place: a crash
+  // never leaves a short key file behind, and of two processes racing to
+  // create it, the second fails here (EEXIST) instead of replacing the key.
+  const temporary = `${devFile}.${process.pid}.tmp`;
+  try {
+    await fs.writeFile(temporary, `${key.toString("base64")}\n`, { mode: 0o600, flag: "wx" });
+    await fs.link(temporary, devFile);
+  } finally {
+    await fs.rm(temporary, { force: true });
+  }
   warn(
     `no root key configured: created ${devFile} (mode 0600). This is a development setup: ` +
       "anyone who can read the data directory can decrypt everything. Set KMSD_ROOT_KEY or KMSD_ROOT_KEY_FILE in production.",
