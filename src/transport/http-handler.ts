@@ -20,7 +20,7 @@ import type { NodeRequest } from "./read-body.js";
 import type { RequestLimits } from "./request-limits.js";
 import type { RestHandler } from "./rest/gateway.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
-import { Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
+import { closeIfAnsweredEarly, Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
 import { classifyUnaryRpc } from "./rpc/fast-path.js";
 import type { RpcRoutes } from "./rpc/rpc-routes.js";
 import { serveUnaryRpc, type UnaryRpcOptions } from "./rpc/unary-rpc.js";
@@ -161,6 +161,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
         if (outcome !== "OK") options.onRejected(call, outcome);
       });
       dropUnreachableDeadline(request.headers);
+      if (!("stream" in request)) closeIfAnsweredEarly(request, response as ServerResponse);
       if (connectOpen !== undefined && openServiceNames.has(serviceOf(target))) {
         connectOpen(request, response);
       } else {

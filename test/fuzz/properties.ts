@@ -354,23 +354,36 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         while (done < target) {
           const numRuns = Math.min(batchSize, target - done);
           const seed = firstSeed + nextBatch++;
-          const details = await fc.check(
-            fc.asyncProperty(arbitrary, (request) => checkRequest(send, request)),
-            { numRuns, seed },
-          );
+          const outcome = await fc
+            .check(
+              fc.asyncProperty(arbitrary, (request) => checkRequest(send, request)),
+              { numRuns, seed },
+            )
+            .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
           done += numRuns;
-          report.runs[protocol] += details.numRuns;
-          if (details.failed) {
+          if (outcome instanceof Error) {
+            // The fuzzer's own failure (generating or reporting a case): the batch is lost, not the run.
             report.failures.push({
               protocol,
-              seed: details.seed,
-              path: details.counterexamplePath ?? undefined,
-              error:
-                details.errorInstance instanceof Error
-                  ? details.errorInstance.message
-                  : String(details.errorInstance),
-              counterexample: fc.stringify(details.counterexample).slice(0, 2000),
+              seed,
+              path: undefined,
+              error: `the fuzzer failed: ${outcome.message}`,
+              counterexample: "",
             });
+          } else {
+            report.runs[protocol] += outcome.numRuns;
+            if (outcome.failed) {
+              report.failures.push({
+                protocol,
+                seed: outcome.seed,
+                path: outcome.counterexamplePath ?? undefined,
+                error:
+                  outcome.errorInstance instanceof Error
+                    ? outcome.errorInstance.message
+                    : String(outcome.errorInstance),
+                counterexample: fc.stringify(outcome.counterexample).slice(0, 2000),
+              });
+            }
           }
           await options.afterBatch?.(report);
         }

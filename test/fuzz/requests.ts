@@ -195,14 +195,16 @@ export function mutateJson(
     const record = target as Record<string, unknown>;
     if (change.kind === "add") {
       Object.defineProperty(record, change.name, {
-        value: change.value,
+        value: structuredClone(change.value),
         enumerable: true,
         configurable: true,
         writable: true,
       });
     } else if (key !== undefined) {
       if (change.kind === "remove") delete record[key];
-      else record[key] = change.value;
+      // A copy: the generated value is fast-check's (it replays and shrinks
+      // it), and a later mutation may reach into it.
+      else record[key] = structuredClone(change.value);
     }
   }
   return copy;

@@ -22,6 +22,9 @@ if (!Number.isInteger(total) || total < PROTOCOLS.length) {
 const sum = (report: FuzzReport) => Object.values(report.runs).reduce((a, b) => a + b, 0);
 
 const target = await startFuzzTarget();
+console.log(
+  `fuzz: ${total} cases against kmsd (pid ${target.process.child.pid}), first seed ${seed}`,
+);
 const started = performance.now();
 let exitCode = 0;
 try {

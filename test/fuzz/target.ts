@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer as createNetServer } from "node:net";
-import { type KmsdProcess, spawnKmsd } from "../support/cli.js";
-import { removeDir, TEST_ROOT_KEY, tempDataDir, testToken } from "../support/kmsd.js";
+import type { KmsdProcess } from "../support/cli.js";
+import { removeDir, tempDataDir, testToken } from "../support/kmsd.js";
+import { spawnServe } from "../support/serve-process.js";
 
 /**
  * The server the fuzzer attacks: a real `kmsd serve` child process (one
@@ -28,59 +28,22 @@ export interface FuzzTarget {
 
 export const FUZZ_PROJECT = "pfuzz";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-async function untilReady(url: string, child: KmsdProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.child.exitCode !== null) throw new Error(`kmsd exited:\n${child.stderr()}`);
-    const ready = await fetch(`${url}/readyz`).then(
-      (response) => response.ok,
-      () => false,
-    );
-    if (ready) return;
-    if (Date.now() > deadline) throw new Error(`kmsd not ready in 30 s:\n${child.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Starts kmsd as a child process and prepares what the fuzzer sends. */
 export async function startFuzzTarget(extraArgs: readonly string[] = []): Promise<FuzzTarget> {
   const dataDir = await tempDataDir();
-  const port = await freePort();
   const token = await testToken({ dataDir }, FUZZ_PROJECT);
-  const child = spawnKmsd(
-    [
-      "serve",
-      "--port",
-      String(port),
-      "--data-dir",
-      dataDir,
-      "--workers",
-      "1",
-      // Only what kmsd fails itself is logged at warn and above: every such
-      // line the fuzzer provokes is a finding.
-      "--log-level",
-      "warn",
-      // The fuzzer sends as fast as it can: the limit would answer most
-      // cryptographic operations with 429 before their code ran.
-      "--rate-limit-per-second",
-      "0",
-      ...extraArgs,
-    ],
-    { KMSD_ROOT_KEY: TEST_ROOT_KEY },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  await untilReady(url, child);
+  const server = await spawnServe(dataDir, [
+    // Only what kmsd fails itself is logged at warn and above: every such
+    // line the fuzzer provokes is a finding.
+    "--log-level",
+    "warn",
+    // The fuzzer sends as fast as it can: the limit would answer most
+    // cryptographic operations with 429 before their code ran.
+    "--rate-limit-per-second",
+    "0",
+    ...extraArgs,
+  ]);
+  const { url, port, process: child } = server;
   const startupLog = child.stderr().length;
   const call = async (action: string, body: Record<string, unknown>) => {
     const response = await fetch(`${url}/v1.0/${FUZZ_PROJECT}/kms/${action}`, {
@@ -170,8 +133,7 @@ export async function startFuzzTarget(extraArgs: readonly string[] = []): Promis
     newLog: () => child.stderr().slice(startupLog),
     alive: () => child.child.exitCode === null && child.child.signalCode === null,
     async stop() {
-      child.child.kill("SIGTERM");
-      await child.finished;
+      await server.stop();
       await removeDir(dataDir);
     },
   };

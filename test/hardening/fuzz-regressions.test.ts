@@ -17,7 +17,10 @@ import { createKey, type RunningKmsd, startKmsd, testToken } from "../support/km
  *   KMS.0214 kmsd's fast path answers;
  * - a client deadline longer than a node timer holds (grpc-timeout
  *   "99999999H") on connect-node's path armed a timer node cannot hold
- *   (TimeoutOverflowWarning; node fires such a timer after 1 ms).
+ *   (TimeoutOverflowWarning; node fires such a timer after 1 ms);
+ * - after connect-node refused an HTTP/1.1 request over the body limit
+ *   (gRPC-Web), the keep-alive connection waited for the unread body: the
+ *   client's next request on it hung until the slow-client timeout (408).
  */
 const PROJECT = "pundecodable";
 const PATH = "/kms.v1.KmsService/EncryptData";
@@ -153,6 +156,34 @@ describe("a client deadline too far away for a timer", () => {
       expect(warnings).not.toContain("TimeoutOverflowWarning");
     } finally {
       process.off("warning", onWarning);
+      sender.close();
+    }
+  });
+});
+
+describe("a keep-alive connection after connect-node refused a body over the limit", () => {
+  it("is closed after the refusal, so the next request gets a prompt answer", async () => {
+    const sender = new Http1Sender(kmsd.url);
+    try {
+      const huge = envelope(0, Buffer.alloc(200_000, 0x41));
+      const refused = await sender.send({
+        method: "POST",
+        path: PATH,
+        headers: { "content-type": "application/grpc-web+proto", "x-auth-token": token },
+        body: huge,
+      });
+      expect(refused.body.toString("latin1")).toContain("grpc-status: 8\r\n");
+      expect(refused.headers.connection).toBe("close");
+      const started = Date.now();
+      const next = await sender.send({
+        method: "POST",
+        path: `/v1.0/${PROJECT}/kms/list-keys`,
+        headers: { "content-type": "application/json", "x-auth-token": token },
+        body: Buffer.from("{}"),
+      });
+      expect(next.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
       sender.close();
     }
   });
