@@ -1,5 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
@@ -242,6 +243,23 @@ export function answerProblem(request: FuzzRequest, answer: Answer): string | un
   }
 }
 
+/** The message of a successful gRPC answer, decompressed if the server compressed it. */
+function grpcMessageBytes(answer: Answer): Uint8Array | undefined {
+  if (answer.body.length < 5) return undefined;
+  const payload = answer.body.subarray(5, 5 + answer.body.readUInt32BE(1));
+  if ((answer.body[0] ?? 0) === 0) return payload;
+  switch (header(answer, "grpc-encoding")) {
+    case "gzip":
+      return gunzipSync(payload);
+    case "br":
+      return brotliDecompressSync(payload);
+    case "deflate":
+      return inflateSync(payload);
+    default:
+      return undefined;
+  }
+}
+
 function grpcProblem(request: FuzzRequest, answer: Answer): string | undefined {
   const raw = header(answer, "grpc-status");
   if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) > 16) return `grpc-status ${raw}`;
@@ -251,9 +269,10 @@ function grpcProblem(request: FuzzRequest, answer: Answer): string | undefined {
     return "DeadlineExceeded without a client deadline";
   if (code === 0) {
     const method = request.rpc === undefined ? undefined : unaryMethod(request.rpc);
-    if (method === undefined || answer.body.length < 5) return "a success without a message";
+    const message = grpcMessageBytes(answer);
+    if (method === undefined || message === undefined) return "a success without a message";
     try {
-      fromBinary(method.output, answer.body.subarray(5));
+      fromBinary(method.output, message);
     } catch {
       return "a success whose message does not decode";
     }
