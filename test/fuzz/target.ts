@@ -14,6 +14,8 @@ export interface FuzzTarget {
   readonly port: number;
   readonly project: string;
   readonly token: string;
+  /** A key only serverProblems() uses. */
+  readonly checkKey: string;
   /** A valid request per RPC name, in Huawei's JSON (proto field names, no project_id). */
   readonly templates: Readonly<Record<string, Record<string, unknown>>>;
   readonly process: KmsdProcess;
@@ -64,6 +66,9 @@ export async function startFuzzTarget(extraArgs: readonly string[] = []): Promis
   // Admin RPCs that change a key's state get a key of their own, so that the
   // main key stays usable and valid requests keep reaching the service code.
   const victim = await keyIdOf("fuzz-victim");
+  // The after-run check's key: in no template, so no fuzzed request can
+  // reach it (one sent to another RPC's path may disable the others).
+  const checkKey = await keyIdOf("fuzz-check");
   const context = { purpose: "fuzz" };
   const encrypted = await call("encrypt-data", {
     key_id: keyId,
@@ -123,6 +128,7 @@ export async function startFuzzTarget(extraArgs: readonly string[] = []): Promis
     port,
     project: FUZZ_PROJECT,
     token,
+    checkKey,
     templates,
     process: child,
     async rssBytes() {
@@ -160,9 +166,12 @@ export async function serverProblems(target: FuzzTarget): Promise<string[]> {
   const valid = await fetch(`${target.url}/v1.0/${target.project}/kms/encrypt-data`, {
     method: "POST",
     headers: { "x-auth-token": target.token, "content-type": "application/json" },
-    body: JSON.stringify(target.templates.EncryptData),
+    body: JSON.stringify({ key_id: target.checkKey, plain_text: "after the fuzzing" }),
   }).catch((error: Error) => error);
-  if (valid instanceof Error || valid.status !== 200) problems.push("a valid encrypt-data fails");
+  if (valid instanceof Error || valid.status !== 200) {
+    const answer = valid instanceof Error ? valid.message : `${valid.status} ${await valid.text()}`;
+    problems.push(`a valid encrypt-data fails: ${answer}`);
+  }
   const log = target.newLog().trim();
   if (log !== "") problems.push(`kmsd logged failures of its own:\n${log.slice(0, 4000)}`);
   const rss = await target.rssBytes();
