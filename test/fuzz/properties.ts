@@ -30,6 +30,13 @@ export interface Answer {
 /** The body limit the target runs with (kmsd's default): a reset past it is no failure. */
 const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * How long an answer may take: longer than kmsd's slow-client timeout
+ * (10 s) and request deadline (30 s), after which kmsd must have answered
+ * or cut the request off. A request still unanswered then is a failure.
+ */
+export const ANSWER_TIMEOUT_MS = 35_000;
+
 /** Sends HTTP/1.1 requests over one keep-alive connection. */
 export class Http1Sender {
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -59,6 +66,9 @@ export class Http1Sender {
             }),
           );
         },
+      );
+      outgoing.setTimeout(ANSWER_TIMEOUT_MS, () =>
+        outgoing.destroy(new Error(`no answer in ${ANSWER_TIMEOUT_MS} ms`)),
       );
       outgoing.on("error", reject);
       outgoing.end(request.body);
@@ -112,6 +122,9 @@ export class Http2Sender {
         if (status !== 0) done();
         else reject(error);
       });
+      stream.setTimeout(ANSWER_TIMEOUT_MS, () =>
+        stream.destroy(new Error(`no answer in ${ANSWER_TIMEOUT_MS} ms`)),
+      );
       stream.end(request.body);
     });
   }
@@ -376,7 +389,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           const outcome = await fc
             .check(
               fc.asyncProperty(arbitrary, (request) => checkRequest(send, request)),
-              { numRuns, seed },
+              // A case that hangs costs ANSWER_TIMEOUT_MS per shrinking step: bound the batch.
+              { numRuns, seed, interruptAfterTimeLimit: 10 * ANSWER_TIMEOUT_MS },
             )
             .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
           done += numRuns;

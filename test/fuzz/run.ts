@@ -38,13 +38,16 @@ try {
     batchSize: 1000,
     concurrency: 2,
     seed,
-    afterBatch(progress) {
+    async afterBatch(progress) {
       if (!target.alive()) throw new Error("kmsd exited during the run");
       const done = sum(progress);
       if (done - lastPrint >= 10_000) {
         lastPrint = done;
         const seconds = (performance.now() - started) / 1000;
-        console.log(`${done} cases, ${progress.failures.length} failures, ${seconds.toFixed(0)} s`);
+        const rss = (await target.rssBytes()) / 2 ** 20;
+        console.log(
+          `${done} cases, ${progress.failures.length} failures, ${seconds.toFixed(0)} s, kmsd RSS ${rss.toFixed(0)} MiB`,
+        );
       }
     },
   });
