@@ -5,14 +5,19 @@ import { kmsError } from "../errors/kms-error.js";
 import { connectErrorBody, grpcErrorTrailers } from "./rpc/rpc-errors.js";
 
 /**
- * connect-node answers a request message that is not valid protobuf (its
- * binary serialization's "parse binary: ..." error) with Internal: a server
- * error, logged and counted as kmsd's own failure, for what is the client's
- * mistake. Its parsing runs before any interceptor, and it has no option to
- * change that code, so its answer is corrected on the way out: such
- * requests get what kmsd's fast path answers them, InvalidArgument with
- * KMS.0214, in each protocol's shape (gRPC trailers, the gRPC-Web trailer
- * frame, Connect's JSON error).
+ * connect-node answers a request message it cannot decode (not valid
+ * protobuf: "parse binary: ..."; flagged compressed without an encoding;
+ * not decompressible) with Internal: a server error, logged and counted as
+ * kmsd's own failure, for what is the client's mistake. Its decoding runs
+ * before any interceptor, and it has no option to change that code, so its
+ * answer is corrected on the way out: such requests get what kmsd's fast
+ * path answers them, InvalidArgument with KMS.0214, in each protocol's shape
+ * (gRPC trailers, the gRPC-Web trailer frame, Connect's JSON error).
+ *
+ * And when connect-es cannot write an error at all (it percent-encodes
+ * grpc-message with encodeURIComponent, which throws on a lone surrogate,
+ * as in a JSON parse error quoting the client's bytes cut mid-character),
+ * the request would be left unanswered: it is answered InvalidArgument too.
  */
 export function answerUndecodableAsInvalid(
   routes: (router: ConnectRouter) => void,
@@ -27,8 +32,16 @@ export function answerUndecodableAsInvalid(
   };
 }
 
-// What connect-es's binary serialization raises (Code.Internal) when fromBinary throws.
-const PARSE_BINARY = "parse binary:";
+// What connect-es and connect-node raise (Code.Internal) when a request message cannot be decoded.
+const DECODE_FAILURES = [
+  "parse binary:",
+  "received compressed envelope, but do not know how to decompress",
+  "decompression failed",
+];
+
+function isDecodeFailure(message: string): boolean {
+  return DECODE_FAILURES.some((prefix) => message.startsWith(prefix));
+}
 const GRPC_INTERNAL = "13";
 
 function correcting(handler: UniversalHandler): UniversalHandler {
@@ -37,7 +50,13 @@ function correcting(handler: UniversalHandler): UniversalHandler {
   const corrected = async (
     ...args: Parameters<UniversalHandler>
   ): Promise<UniversalServerResponse> => {
-    const response = await handler(...args);
+    let response: UniversalServerResponse;
+    try {
+      response = await handler(...args);
+    } catch (reason) {
+      if (!(reason instanceof URIError)) throw reason;
+      return errorResponse(args[0].header.get("content-type") ?? "", invalid());
+    }
     const type = response.header?.get("content-type") ?? "";
     if (response.body === undefined) return response;
     if (type.startsWith("application/grpc-web")) {
@@ -57,7 +76,7 @@ function correcting(handler: UniversalHandler): UniversalHandler {
 function isParseFailure(status: string | null, message: string | null): boolean {
   if (status !== GRPC_INTERNAL || message === null) return false;
   try {
-    return decodeURIComponent(message).startsWith(PARSE_BINARY);
+    return isDecodeFailure(decodeURIComponent(message));
   } catch {
     return false;
   }
@@ -66,6 +85,33 @@ function isParseFailure(status: string | null, message: string | null): boolean 
 function setGrpcError(trailer: Headers, error: ConnectError): void {
   trailer.delete("grpc-status-details-bin");
   for (const [name, value] of Object.entries(grpcErrorTrailers(error))) trailer.set(name, value);
+}
+
+/** An error answer built here, in the protocol of the request's content type. */
+function errorResponse(contentType: string, error: ConnectError): UniversalServerResponse {
+  if (contentType.startsWith("application/grpc")) {
+    const trailer = new Headers(grpcErrorTrailers(error));
+    const header = new Headers({ "content-type": contentType });
+    if (contentType.startsWith("application/grpc-web")) {
+      return { status: 200, header, body: once(trailerFrame(trailer)) };
+    }
+    return { status: 200, header, body: once(new Uint8Array()), trailer };
+  }
+  const { status, body } = connectErrorBody(error);
+  return {
+    status,
+    header: new Headers({ "content-type": "application/json" }),
+    body: once(Buffer.from(body)),
+  };
+}
+
+/** gRPC-Web's trailers, as the body's last envelope. */
+function trailerFrame(trailer: Headers): Buffer {
+  const data = trailerSerialize(trailer);
+  const prefix = Buffer.alloc(5);
+  prefix[0] = trailerFlag;
+  prefix.writeUInt32BE(data.length, 1);
+  return Buffer.concat([prefix, data]);
 }
 
 async function* thenCorrect(
@@ -101,11 +147,7 @@ async function* correctGrpcWebBody(
       const trailer = trailerParse(bytes.subarray(at + 5, end));
       if (isParseFailure(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
         setGrpcError(trailer, invalid());
-        const data = trailerSerialize(trailer);
-        const prefix = Buffer.alloc(5);
-        prefix[0] = trailerFlag;
-        prefix.writeUInt32BE(data.length, 1);
-        yield Buffer.concat([bytes.subarray(0, at), prefix, data]);
+        yield Buffer.concat([bytes.subarray(0, at), trailerFrame(trailer)]);
         return;
       }
     }
@@ -127,7 +169,7 @@ async function correctConnectError(
     parsed = undefined;
   }
   const { code, message } = (parsed ?? {}) as { code?: unknown; message?: unknown };
-  if (code === "internal" && typeof message === "string" && message.startsWith(PARSE_BINARY)) {
+  if (code === "internal" && typeof message === "string" && isDecodeFailure(message)) {
     const answer = connectErrorBody(invalid());
     const header = new Headers(response.header);
     header.delete("content-length");

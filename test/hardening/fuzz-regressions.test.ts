@@ -11,10 +11,14 @@ import { createKey, type RunningKmsd, startKmsd, testToken } from "../support/km
 /**
  * What the fuzzer found (test/fuzz), each fixed:
  *
- * - a request message that is not valid protobuf, sent where connect-node
- *   decodes it (compressed gRPC, gRPC-Web, compressed Connect), was
- *   answered Internal, a server error, instead of the InvalidArgument /
- *   KMS.0214 kmsd's fast path answers;
+ * - a request message connect-node could not decode (not valid protobuf,
+ *   flagged compressed without an encoding, not decompressible), sent where
+ *   connect-node decodes it (compressed gRPC, gRPC+JSON, gRPC-Web,
+ *   compressed Connect), was answered Internal, a server error, instead of
+ *   the InvalidArgument / KMS.0214 kmsd's fast path answers;
+ * - a gRPC+JSON request whose JSON parse error quoted the body cut in the
+ *   middle of a character was never answered (connect-es threw while
+ *   writing grpc-message);
  * - a client deadline longer than a node timer holds (grpc-timeout
  *   "99999999H") on connect-node's path armed a timer node cannot hold
  *   (TimeoutOverflowWarning; node fires such a timer after 1 ms);
@@ -187,4 +191,53 @@ describe("a keep-alive connection after connect-node refused a body over the lim
       sender.close();
     }
   });
+});
+
+describe("gRPC requests connect-node failed to decode", () => {
+  async function grpcAnswer(headers: Record<string, string>, body: Buffer) {
+    const sender = new Http2Sender(kmsd.url);
+    try {
+      const answer = await sender.send({
+        method: "POST",
+        path: PATH,
+        headers: { "x-auth-token": token, ...headers },
+        body,
+      });
+      const trailer = (name: string) => single(answer.trailers[name] ?? answer.headers[name]);
+      return {
+        status: trailer("grpc-status"),
+        reason: reasonOfStatusDetails(trailer("grpc-status-details-bin")),
+      };
+    } finally {
+      sender.close();
+    }
+  }
+
+  it("flagged compressed without an encoding: InvalidArgument with KMS.0214", async () => {
+    const answer = await grpcAnswer(
+      { "content-type": "application/grpc+json" },
+      envelope(1, Buffer.from("{}")),
+    );
+    expect(answer).toEqual({ status: "3", reason: "KMS.0214" });
+  });
+
+  it("not decompressible: InvalidArgument with KMS.0214", async () => {
+    const answer = await grpcAnswer(
+      { "content-type": "application/grpc", "grpc-encoding": "br" },
+      envelope(1, Buffer.from([0x00])),
+    );
+    expect(answer).toEqual({ status: "3", reason: "KMS.0214" });
+  });
+
+  it("JSON whose parse error cuts a character in two: answered, InvalidArgument", async () => {
+    // What the fuzzer sent: protobuf bytes (a string of emoji) as gRPC+JSON.
+    const body = Buffer.concat([
+      Buffer.from([0x0a, 0x05]),
+      Buffer.from("pfuzz"),
+      Buffer.from([0x12, 0xa0, 0x01]),
+      Buffer.from("😀".repeat(40)),
+    ]);
+    const answer = await grpcAnswer({ "content-type": "application/grpc+json" }, envelope(0, body));
+    expect(answer).toEqual({ status: "3", reason: "KMS.0214" });
+  }, 40_000);
 });
