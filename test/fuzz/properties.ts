@@ -44,9 +44,13 @@ export class Http1Sender {
 
   send(request: FuzzRequest): Promise<Answer> {
     return new Promise((resolve, reject) => {
+      const server = new URL(this.url);
       const outgoing = http.request(
-        `${this.url}${request.path}`,
         {
+          // The path as given: a URL would resolve "." and ".." segments first.
+          host: server.hostname,
+          port: server.port,
+          path: request.path,
           method: request.method,
           // node frames a GET, DELETE or OPTIONS body with neither length nor
           // chunking unless told: the server would read it as the next request.
