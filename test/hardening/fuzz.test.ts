@@ -11,7 +11,7 @@ import { type FuzzTarget, serverProblems, startFuzzTarget } from "../fuzz/target
  * memory bound afterwards. `npm run fuzz` runs the same properties at
  * length.
  */
-const RUNS_PER_PROTOCOL = Number(process.env.FUZZ_CI_RUNS ?? 300);
+const RUNS_PER_PROTOCOL = Number(process.env.FUZZ_CI_RUNS ?? 500);
 
 let target: FuzzTarget;
 
