@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { KmsdProcess } from "../support/cli.js";
 import { removeDir, tempDataDir, testToken } from "../support/kmsd.js";
-import { spawnServe } from "../support/serve-process.js";
+import { spawnReadyServer } from "../support/serve-process.js";
 
 /**
  * The server the fuzzer attacks: a real `kmsd serve` child process (one
@@ -34,7 +34,7 @@ export const FUZZ_PROJECT = "pfuzz";
 export async function startFuzzTarget(extraArgs: readonly string[] = []): Promise<FuzzTarget> {
   const dataDir = await tempDataDir();
   const token = await testToken({ dataDir }, FUZZ_PROJECT);
-  const server = await spawnServe(dataDir, [
+  const server = await spawnReadyServer(dataDir, [
     // Only what kmsd fails itself is logged at warn and above: every such
     // line the fuzzer provokes is a finding.
     "--log-level",

@@ -16,7 +16,7 @@ import {
   type KmsGrpcClient,
 } from "../support/grpc-client.js";
 import { removeDir, TEST_ROOT_KEY, tempDataDir } from "../support/kmsd.js";
-import { type ServeProcess, spawnServe } from "../support/serve-process.js";
+import { type ReadyServer, spawnReadyServer } from "../support/serve-process.js";
 import { sendRaw, signRest, type TestCredential } from "../support/signing.js";
 import { findSecrets, type Secret, secretForms } from "./secret-search.js";
 
@@ -59,7 +59,7 @@ const mustShow: { where: string; text: string; secret: string }[] = [];
 const cliDiagnostics: string[] = [];
 
 let dataDir: string;
-let server: ServeProcess;
+let server: ReadyServer;
 let adminToken: string;
 let credential: TestCredential;
 let auditText = "";
@@ -122,7 +122,7 @@ function connectFailureText(error: unknown): string {
 
 beforeAll(async () => {
   dataDir = await tempDataDir();
-  server = await spawnServe(dataDir, ["--log-level", "debug"]);
+  server = await spawnReadyServer(dataDir, ["--log-level", "debug"]);
   keep("root key", TEST_ROOT_KEY);
   keep("root key bytes", Buffer.from(TEST_ROOT_KEY, "base64"));
   // The bootstrap credential kmsd made itself on the new data directory.

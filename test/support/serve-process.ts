@@ -3,7 +3,7 @@ import { type KmsdProcess, spawnKmsd } from "./cli.js";
 import { TEST_ROOT_KEY } from "./kmsd.js";
 
 /** A `kmsd serve` child process on a loopback port, ready to serve. */
-export interface ServeProcess {
+export interface ReadyServer {
   readonly url: string;
   readonly port: number;
   readonly process: KmsdProcess;
@@ -23,11 +23,18 @@ function freePort(): Promise<number> {
 }
 
 /**
+ * Unlike test/audit/cli-helpers.ts's spawnServe, which waits for the
+ * "kmsd serving" log line, this polls /readyz: it works at any log level
+ * (the fuzzer runs kmsd at warn), and the child's output is kept whole.
+ *
  * Starts `node bin/kmsd.js serve` with one worker (so that the child's pid
  * is the server's) on the data directory, with the test root key and the
  * given extra arguments, and waits until /readyz answers 200.
  */
-export async function spawnServe(dataDir: string, args: readonly string[]): Promise<ServeProcess> {
+export async function spawnReadyServer(
+  dataDir: string,
+  args: readonly string[],
+): Promise<ReadyServer> {
   const port = await freePort();
   const child = spawnKmsd(
     ["serve", "--port", String(port), "--data-dir", dataDir, "--workers", "1", ...args],
