@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { type DescMethodUnary, fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
@@ -397,18 +398,24 @@ export function connectRequest(context: FuzzContext): fc.Arbitrary<FuzzRequest> 
         auth: authHeaders(context),
         extra: extraHeaders,
         body: jsonBody(context, rpc, true),
+        // Compressed bodies are decoded by connect-node, not kmsd's fast path.
+        gzip: fc.oneof(
+          { weight: 4, arbitrary: fc.constant(false) },
+          { weight: 1, arbitrary: fc.constant(true) },
+        ),
       })
-      .map(({ method, path, type, timeout, auth, extra, body }) => ({
+      .map(({ method, path, type, timeout, auth, extra, body, gzip }) => ({
         method,
         path,
         headers: {
           "content-type": type,
           "connect-protocol-version": "1",
           ...(timeout === null ? {} : { "connect-timeout-ms": timeout }),
+          ...(gzip ? { "content-encoding": "gzip" } : {}),
           ...extra,
           ...auth,
         },
-        body,
+        body: gzip ? gzipSync(body) : body,
         rpc,
         ownDeadline: timeout !== null,
       })),
@@ -498,7 +505,14 @@ export function grpcRequest(context: FuzzContext): fc.Arbitrary<FuzzRequest> {
           { weight: 9, arbitrary: fc.constantFrom("application/grpc", "application/grpc+proto") },
           {
             weight: 1,
-            arbitrary: fc.constantFrom("application/grpc+json", "application/json", "text/plain"),
+            arbitrary: fc.constantFrom(
+              "application/grpc+json",
+              // gRPC-Web over HTTP/2: connect-node's handlers, its trailers in the body.
+              "application/grpc-web+proto",
+              "application/grpc-web",
+              "application/json",
+              "text/plain",
+            ),
           },
         ),
         timeout: fc.option(fc.constantFrom("1n", "1m", "100m", "5S", "0m", "99999999H", "x", "1"), {
