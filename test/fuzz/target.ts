@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { defaultConfig } from "../../src/config/settings.js";
 import type { KmsdProcess } from "../support/cli.js";
 import { removeDir, tempDataDir, testToken } from "../support/kmsd.js";
 import { spawnReadyServer } from "../support/serve-process.js";
@@ -33,7 +34,7 @@ export const FUZZ_PROJECT = "pfuzz";
 /** Starts kmsd as a child process and prepares what the fuzzer sends. */
 export async function startFuzzTarget(extraArgs: readonly string[] = []): Promise<FuzzTarget> {
   const dataDir = await tempDataDir();
-  const token = await testToken({ dataDir }, FUZZ_PROJECT);
+  const token = await testToken({ ...defaultConfig(), dataDir }, FUZZ_PROJECT);
   const server = await spawnReadyServer(dataDir, [
     // Only what kmsd fails itself is logged at warn and above: every such
     // line the fuzzer provokes is a finding.
