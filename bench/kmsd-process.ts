@@ -100,6 +100,9 @@ export async function startKmsd(options: {
       "info",
       "--workers",
       "1",
+      // Benchmarks measure capacity: the per-project rate limit would cap it.
+      "--rate-limit-per-second",
+      "0",
       ...(options.args ?? []),
     ],
     { env: { ...process.env, KMSD_ROOT_KEY: options.rootKey }, stdio: ["ignore", "pipe", "pipe"] },

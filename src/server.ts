@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -13,6 +14,7 @@ import { HealthState } from "./health/health-state.js";
 import { StoreMonitor } from "./health/store-monitor.js";
 import { standardErrorsInterceptor } from "./interceptors/errors.js";
 import { observeInterceptor } from "./interceptors/observe.js";
+import { processRateLimit } from "./interceptors/rate-limit.js";
 import { keyVersionMaker } from "./keys/key-version-factory.js";
 import type { Store } from "./keystore/types.js";
 import { AccessLog } from "./observability/access-log.js";
@@ -101,6 +103,8 @@ export function createServer(
       const tls = loadTlsOptions(config);
       core = await openKmsCore(config, logger, {
         outerInterceptors: [observe],
+        // A worker of `kmsd serve --workers N` enforces its share of the limit.
+        rateLimit: processRateLimit(config, cluster.isWorker ? config.workers : 1),
         decorateStore: (store) =>
           timeStore(options.decorateStore?.(store) ?? store, metrics.storeOperation),
       });

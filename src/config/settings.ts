@@ -211,6 +211,23 @@ export const settings = defineSettings({
     default: 10_000,
     parse: integer(100, 600_000),
   },
+  rateLimitPerSecond: {
+    flag: "--rate-limit-per-second",
+    env: "KMSD_RATE_LIMIT_PER_SECOND",
+    description:
+      "Cryptographic operations a project may make per second, per kmsd instance (0: no limit; see docs/operations.md)",
+    default: 1000,
+    parse: integer(0, 10_000_000),
+  },
+  rateLimitBurst: {
+    flag: "--rate-limit-burst",
+    env: "KMSD_RATE_LIMIT_BURST",
+    description:
+      "Cryptographic operations a project may make at once after being idle (0: the same as --rate-limit-per-second)",
+    default: 0,
+    defaultText: "the rate",
+    parse: integer(0, 10_000_000),
+  },
   keyCacheSize: {
     flag: "--key-cache-size",
     env: "KMSD_KEY_CACHE_SIZE",

@@ -16,6 +16,8 @@ import { auditInterceptor } from "../interceptors/audit.js";
 import { authenticationInterceptor, authorizationInterceptor } from "../interceptors/auth.js";
 import { decodeErrorInterceptor } from "../interceptors/decode.js";
 import { errorsInterceptor } from "../interceptors/errors.js";
+import { rateLimitInterceptor } from "../interceptors/rate-limit.js";
+import { type RateLimit, TokenBuckets } from "../interceptors/token-buckets.js";
 import { validationInterceptor } from "../interceptors/validation.js";
 import { ChangeWatcher } from "../keys/change-watcher.js";
 import { KeyRing } from "../keys/key-ring.js";
@@ -48,7 +50,7 @@ export interface KmsCore {
   readonly service: ServiceImpl<typeof KmsService>;
   /**
    * (the outer interceptors →) audit → errors → authentication → decode
-   * errors → validation → authorization: every network protocol.
+   * errors → validation → authorization (→ rate limit): every network protocol.
    */
   readonly interceptors: Interceptor[];
   /** The network chain, without a network transport (the REST gateway's way in). */
@@ -67,6 +69,8 @@ export interface KmsCoreOptions {
   readonly outerInterceptors?: readonly Interceptor[];
   /** Wraps the store once opened (the server times its operations). */
   readonly decorateStore?: (store: Store) => Store;
+  /** The per-project limit of cryptographic operations on the network chain (none if absent). */
+  readonly rateLimit?: RateLimit | undefined;
 }
 
 export async function openKmsCore(
@@ -137,6 +141,10 @@ export async function openKmsCore(
       decodeErrorInterceptor(),
       validation,
       authorizationInterceptor(),
+      // Last: only requests that would otherwise run take a token.
+      ...(options.rateLimit === undefined
+        ? []
+        : [rateLimitInterceptor(new TokenBuckets(options.rateLimit))]),
     ];
     const adminName = userInfo().username;
     return {

@@ -126,6 +126,12 @@ const table = {
     meaning: "X-Sdk-Date is more than 15 minutes away from the server's time.",
     flatBody: true,
   },
+  "APIGW.0308": {
+    httpStatus: 429,
+    connectCode: Code.ResourceExhausted,
+    meaning: "Throttling threshold reached: the project's rate limit of cryptographic operations.",
+    flatBody: true,
+  },
   "APIGW.0101": {
     httpStatus: 404,
     connectCode: Code.Unimplemented,

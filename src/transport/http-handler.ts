@@ -10,6 +10,7 @@ import {
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey, protocolOfContentType } from "./call-info.js";
+import { dropUnreachableDeadline } from "./deadline.js";
 import { encodeGrpcMessage, useGrpcMessageEncoding } from "./grpc-message.js";
 import type { RequestHandler, StreamHandler } from "./listener.js";
 import { huaweiJsonOptions } from "./message-codec.js";
@@ -19,11 +20,12 @@ import type { NodeRequest } from "./read-body.js";
 import type { RequestLimits } from "./request-limits.js";
 import type { RestHandler } from "./rest/gateway.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
-import { Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
+import { closeIfAnsweredEarly, Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
 import { classifyUnaryRpc } from "./rpc/fast-path.js";
 import type { RpcRoutes } from "./rpc/rpc-routes.js";
 import { serveUnaryRpc, type UnaryRpcOptions } from "./rpc/unary-rpc.js";
 import type { UnaryInvoker } from "./unary-invoker.js";
+import { answerUndecodableAsInvalid } from "./undecodable-requests.js";
 
 export interface HttpHandlerOptions {
   /** Registers the Connect services (gRPC, gRPC-Web and Connect protocols). */
@@ -93,7 +95,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     answerUnknownRpc(call, response as NodeResponse);
   };
   const connect = connectNodeAdapter({
-    routes: options.routes,
+    routes: answerUndecodableAsInvalid(options.routes),
     interceptors: options.interceptors,
     jsonOptions: huaweiJsonOptions,
     readMaxBytes: options.limits.maxBodyBytes,
@@ -107,7 +109,7 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     open === undefined
       ? undefined
       : connectNodeAdapter({
-          routes: open.routes,
+          routes: answerUndecodableAsInvalid(open.routes),
           interceptors: open.interceptors,
           readMaxBytes: options.limits.maxBodyBytes,
           // No body hash: nothing authenticates these calls.
@@ -158,6 +160,8 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
         const outcome = call.audited ? "OK" : protocolOutcome(response.statusCode, call.grpcStatus);
         if (outcome !== "OK") options.onRejected(call, outcome);
       });
+      dropUnreachableDeadline(request.headers);
+      if (!("stream" in request)) closeIfAnsweredEarly(request, response as ServerResponse);
       if (connectOpen !== undefined && openServiceNames.has(serviceOf(target))) {
         connectOpen(request, response);
       } else {

@@ -11,13 +11,13 @@ import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
  * Describes the file kms/v1/rules.proto.
  */
 export const file_kms_v1_rules: GenFile = /*@__PURE__*/
-  fileDesc("ChJrbXMvdjEvcnVsZXMucHJvdG8SBmttcy52MSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAI6UQoMbWluaW11bV9yb2xlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYlowDIAEoDjIMLmttcy52MS5Sb2xlUgttaW5pbXVtUm9sZTpMChFtYXhfcmVxdWVzdF9ieXRlcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGJeMAyABKA1SD21heFJlcXVlc3RCeXRlczpLChFodWF3ZWlfZXJyb3JfY29kZRIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjYwDIAEoCVIPaHVhd2VpRXJyb3JDb2RlOkcKD21heF90b3RhbF9ieXRlcxIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYjowDIAEoDVINbWF4VG90YWxCeXRlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChJrbXMvdjEvcnVsZXMucHJvdG8SBmttcy52MSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAI6UQoMbWluaW11bV9yb2xlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYlowDIAEoDjIMLmttcy52MS5Sb2xlUgttaW5pbXVtUm9sZTpMChFtYXhfcmVxdWVzdF9ieXRlcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGJeMAyABKA1SD21heFJlcXVlc3RCeXRlczpZChdjcnlwdG9ncmFwaGljX29wZXJhdGlvbhIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGJiMAyABKAhSFmNyeXB0b2dyYXBoaWNPcGVyYXRpb246SwoRaHVhd2VpX2Vycm9yX2NvZGUSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGI2MAyABKAlSD2h1YXdlaUVycm9yQ29kZTpHCg9tYXhfdG90YWxfYnl0ZXMSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGI6MAyABKA1SDW1heFRvdGFsQnl0ZXNiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * kmsd's own declarative request rules. buf.validate carries every rule it
  * can express; these options add what it cannot: the Huawei error code a
  * broken rule answers, a limit on a map's total size, who may call an RPC
- * and how large its request may be.
+ * how large its request may be and whether it is rate limited.
  * Who may call an RPC. Roles are ordered: an admin may do whatever a user may.
  *
  * @generated from enum kms.v1.Role
@@ -71,6 +71,17 @@ export const max_request_bytes: GenExtension<MethodOptions, number> = /*@__PURE_
   extDesc(file_kms_v1_rules, 1);
 
 /**
+ * A cryptographic operation: the RPC uses key material or the random
+ * source, and each call counts against its project's rate limit
+ * (--rate-limit-per-second). RPCs without it (key management, describe,
+ * list) are not rate limited.
+ *
+ * @generated from extension: bool cryptographic_operation = 50712;
+ */
+export const cryptographic_operation: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
+  extDesc(file_kms_v1_rules, 2);
+
+/**
  * The Huawei error code (e.g. "KMS.0205") answered when this field breaks
  * one of its rules. A required field that is missing answers KMS.0204
  * whatever this says.
@@ -78,7 +89,7 @@ export const max_request_bytes: GenExtension<MethodOptions, number> = /*@__PURE_
  * @generated from extension: string huawei_error_code = 50701;
  */
 export const huawei_error_code: GenExtension<FieldOptions, string> = /*@__PURE__*/
-  extDesc(file_kms_v1_rules, 2);
+  extDesc(file_kms_v1_rules, 3);
 
 /**
  * For map<string, string> fields: the most bytes that all keys and values
@@ -88,5 +99,5 @@ export const huawei_error_code: GenExtension<FieldOptions, string> = /*@__PURE__
  * @generated from extension: uint32 max_total_bytes = 50702;
  */
 export const max_total_bytes: GenExtension<FieldOptions, number> = /*@__PURE__*/
-  extDesc(file_kms_v1_rules, 3);
+  extDesc(file_kms_v1_rules, 4);
 

@@ -1,6 +1,7 @@
 import { type DescMethod, getOption } from "@bufbuild/protobuf";
-import { minimum_role, Role } from "../../../gen/kms/v1/rules_pb.js";
+import { cryptographic_operation, minimum_role, Role } from "../../../gen/kms/v1/rules_pb.js";
 import { huaweiCodes } from "../../errors/huawei-codes.js";
+import { optionOf } from "../../proto/options.js";
 import { isRequired, type JsonSchema, SchemaCollector } from "./json-schema.js";
 import type { RestRoute, RouteTable } from "./route-table.js";
 
@@ -106,6 +107,8 @@ function operation(route: RestRoute, schemas: SchemaCollector): Json {
     },
   };
   for (const status of errorStatuses()) {
+    // Only cryptographic operations are rate limited (APIGW.0308, the only 429).
+    if (status === 429 && !optionOf(method, cryptographic_operation)) continue;
     responses[String(status)] = { $ref: `#/components/responses/Error${status}` };
   }
   op.responses = responses;

@@ -143,9 +143,36 @@ export class Http1Exchange implements Exchange {
   }
 
   closeAfterAnswer(): void {
-    // The client must not send another request on this connection either.
-    this.response.shouldKeepAlive = false;
-    this.response.setHeader("connection", "close");
-    this.response.once("finish", () => this.request.socket.destroySoon());
+    closeAfterAnswer(this.request, this.response);
   }
+}
+
+/**
+ * HTTP/1.1: answers with Connection: close and closes the connection once
+ * the answer is out, for an answer given before the request body was read
+ * whole. Call before the answer's head is written.
+ */
+export function closeAfterAnswer(request: IncomingMessage, response: ServerResponse): void {
+  // The client must not send another request on this connection either.
+  response.shouldKeepAlive = false;
+  response.setHeader("connection", "close");
+  // node may have let go of the socket already (it closes it itself after Connection: close).
+  response.once("finish", () => request.socket?.destroySoon());
+}
+
+/**
+ * connect-node answers some requests before reading their body whole (a
+ * body over its limit), then leaves the rest unread: the connection would
+ * wait for a body nobody reads, and the client's next request on it would
+ * hang until the slow-client timeout. Such an answer closes the connection,
+ * as kmsd's own paths do.
+ */
+export function closeIfAnsweredEarly(request: IncomingMessage, response: ServerResponse): void {
+  const writeHead = response.writeHead.bind(response) as (...args: unknown[]) => ServerResponse;
+  Object.assign(response, {
+    writeHead(...args: unknown[]) {
+      if (!request.complete) closeAfterAnswer(request, response);
+      return writeHead(...args);
+    },
+  });
 }

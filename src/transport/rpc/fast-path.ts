@@ -1,17 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { connectTimeoutMs, grpcTimeoutMs } from "../deadline.js";
 import type { RpcRoutes } from "./rpc-routes.js";
 import type { UnaryRpcRequest } from "./unary-rpc.js";
-
-const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
-const GRPC_UNIT_MS: Record<string, number> = {
-  H: 3_600_000,
-  M: 60_000,
-  S: 1000,
-  m: 1,
-  u: 0.001,
-  n: 0.000001,
-};
-const CONNECT_TIMEOUT = /^\d{1,10}$/;
 
 /**
  * Whether a request is a unary call the fast path serves: gRPC over HTTP/2,
@@ -38,9 +28,8 @@ export function classifyUnaryRpc(
   if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
     if (!isHttp2 || !isIdentity(header("grpc-encoding"))) return undefined;
     const timeout = header("grpc-timeout");
-    const match = timeout === undefined ? undefined : GRPC_TIMEOUT.exec(timeout);
-    if (timeout !== undefined && match === null) return undefined;
-    const timeoutMs = match ? Number(match[1]) * (GRPC_UNIT_MS[match[2] ?? ""] ?? 1) : undefined;
+    const timeoutMs = timeout === undefined ? undefined : grpcTimeoutMs(timeout);
+    if (timeout !== undefined && timeoutMs === undefined) return undefined;
     // As connect-node answers: the explicit codec.
     return {
       method,
@@ -55,7 +44,7 @@ export function classifyUnaryRpc(
   const version = header("connect-protocol-version");
   if (version !== undefined && version !== "1") return undefined;
   const timeout = header("connect-timeout-ms");
-  if (timeout !== undefined && !CONNECT_TIMEOUT.test(timeout)) return undefined;
+  if (timeout !== undefined && connectTimeoutMs(timeout) === undefined) return undefined;
   return {
     method,
     protocol: "connect",
