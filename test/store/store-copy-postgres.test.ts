@@ -2,10 +2,18 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
-import { killIfRunning, type ServeProcess, spawnServe, verifyAudit } from "../audit/cli-helpers.js";
+import {
+  killIfRunning,
+  readBootstrap,
+  runCli,
+  type ServeProcess,
+  spawnServe,
+  verifyAudit,
+} from "../audit/cli-helpers.js";
 import { freshSchema, type TestSchema } from "../support/postgres.js";
 import {
   type CopyReport,
+  createKeyRest,
   expectServesCopy,
   type PopulatedStore,
   populateStore,
@@ -84,4 +92,33 @@ describe("kmsd store copy, SQLite to PostgreSQL to SQLite", () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("the target store is not empty");
   });
+});
+
+describe("kmsd store copy of a development server on PostgreSQL", () => {
+  it("finds the root key kmsd generated in the data directory (--data-dir)", async () => {
+    const devSchema = freshSchema("kmsd_copy_dev");
+    try {
+      const dev = await newDir();
+      // No root key configured: kmsd serve generates <data dir>/root-key.dev.
+      const served = await spawnServe(dev, {
+        KMSD_ROOT_KEY: "",
+        KMSD_DATABASE_URL: devSchema.url,
+        KMSD_WORKERS: "1",
+      });
+      serve = served;
+      await createKeyRest(served, (await readBootstrap(dev)).token, "dev-key");
+      served.proc.kill("SIGTERM");
+      await served.exited;
+      const target = path.join(await newDir(), "copy");
+      const result = await runCli(["store", "copy", "--from", devSchema.url, "--to", target], dev, {
+        KMSD_ROOT_KEY: "",
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as CopyReport;
+      expect(report.ok).toBe(true);
+      expect(report.tables.keys?.target.count).toBe(1);
+    } finally {
+      await devSchema.drop();
+    }
+  }, 60_000);
 });

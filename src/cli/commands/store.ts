@@ -22,8 +22,11 @@ import type { Store } from "../../keystore/types.js";
 import { withCore } from "../admin-call.js";
 import type { Command } from "../command.js";
 
-// Not the store location settings: --from and --to name both stores.
+// Not the store location settings: --from and --to name both stores. The
+// data directory is where a development server on PostgreSQL keeps its
+// generated root key.
 const copySettings: SettingName[] = [
+  "dataDir",
   "rootKey",
   "rootKeyFile",
   "previousRootKeys",
@@ -108,7 +111,8 @@ function mismatchMessage(verification: CopyVerification): string {
  * the target too, unless a root key is configured.
  */
 function settingsFor(config: KmsdConfig, location: StoreLocation, from: StoreLocation): KmsdConfig {
-  const devKey = from.kind === "sqlite" ? join(from.dataDir, DEV_ROOT_KEY_FILE) : "";
+  // A development server on PostgreSQL keeps its generated key in its data directory.
+  const devKey = join(from.kind === "sqlite" ? from.dataDir : config.dataDir, DEV_ROOT_KEY_FILE);
   const configured = config.rootKey !== "" || config.rootKeyFile !== "";
   const rootKeyFile = configured || !existsSync(devKey) ? config.rootKeyFile : devKey;
   return location.kind === "sqlite"
