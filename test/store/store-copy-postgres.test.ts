@@ -97,15 +97,15 @@ describe("kmsd store copy, SQLite to PostgreSQL to SQLite", () => {
 describe("kmsd store copy of a development server on PostgreSQL", () => {
   it("finds the root key kmsd generated in the data directory (--data-dir)", async () => {
     const devSchema = freshSchema("kmsd_copy_dev");
+    let served: ServeProcess | undefined;
     try {
       const dev = await newDir();
       // No root key configured: kmsd serve generates <data dir>/root-key.dev.
-      const served = await spawnServe(dev, {
+      served = await spawnServe(dev, {
         KMSD_ROOT_KEY: "",
         KMSD_DATABASE_URL: devSchema.url,
         KMSD_WORKERS: "1",
       });
-      serve = served;
       await createKeyRest(served, (await readBootstrap(dev)).token, "dev-key");
       served.proc.kill("SIGTERM");
       await served.exited;
@@ -118,6 +118,7 @@ describe("kmsd store copy of a development server on PostgreSQL", () => {
       expect(report.ok).toBe(true);
       expect(report.tables.keys?.target.count).toBe(1);
     } finally {
+      killIfRunning(served);
       await devSchema.drop();
     }
   }, 60_000);
