@@ -94,26 +94,20 @@ async function rewrapAll(
         version.rootKeyId,
         `key material of ${version.keyId} v${version.version}`,
       );
-      const material = unwrapKeyMaterial(from.bytes, binding, version.wrappedMaterial);
-      try {
-        const rewrapped = wrapKeyMaterial(
-          keys.primary.bytes,
-          binding,
-          material,
-          randomBytes(WRAP_IV_LENGTH),
-        );
-        const done = await store.rewrapKeyVersion(
-          version.keyId,
-          version.version,
-          version.rootKeyId,
-          rewrapped,
-          keys.primary.id,
-        );
-        if (done) counts.keyVersions++;
-        return done;
-      } finally {
-        material.fill(0);
-      }
+      const rewrapped = rewrapWiping(
+        () => unwrapKeyMaterial(from.bytes, binding, version.wrappedMaterial),
+        (material) =>
+          wrapKeyMaterial(keys.primary.bytes, binding, material, randomBytes(WRAP_IV_LENGTH)),
+      );
+      const done = await store.rewrapKeyVersion(
+        version.keyId,
+        version.version,
+        version.rootKeyId,
+        rewrapped,
+        keys.primary.id,
+      );
+      if (done) counts.keyVersions++;
+      return done;
     },
     () => options.onProgress?.(counts),
   );
@@ -122,28 +116,31 @@ async function rewrapAll(
     async (credential) => {
       const binding = credentialSecretBinding(credential.accessKey);
       const from = keys.forRecord(credential.rootKeyId, `credential ${credential.accessKey}`);
-      const secret = unwrapSecret(from.bytes, binding, credential.wrappedSecret);
-      try {
-        const rewrapped = wrapSecret(
-          keys.primary.bytes,
-          binding,
-          secret,
-          randomBytes(WRAP_IV_LENGTH),
-        );
-        const done = await store.rewrapCredential(
-          credential.accessKey,
-          credential.rootKeyId,
-          rewrapped,
-          keys.primary.id,
-        );
-        if (done) counts.credentials++;
-        return done;
-      } finally {
-        secret.fill(0);
-      }
+      const rewrapped = rewrapWiping(
+        () => unwrapSecret(from.bytes, binding, credential.wrappedSecret),
+        (secret) => wrapSecret(keys.primary.bytes, binding, secret, randomBytes(WRAP_IV_LENGTH)),
+      );
+      const done = await store.rewrapCredential(
+        credential.accessKey,
+        credential.rootKeyId,
+        rewrapped,
+        keys.primary.id,
+      );
+      if (done) counts.credentials++;
+      return done;
     },
     () => options.onProgress?.(counts),
   );
+}
+
+/** Unwraps a secret and wraps it again; the clear copy is wiped whatever happens. */
+function rewrapWiping(unwrap: () => Buffer, wrap: (secret: Buffer) => Buffer): Buffer {
+  const secret = unwrap();
+  try {
+    return wrap(secret);
+  } finally {
+    secret.fill(0);
+  }
 }
 
 /**
