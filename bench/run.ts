@@ -265,7 +265,7 @@ async function main(): Promise<void> {
       );
       const target = restTarget(kmsd.port, "encrypt-data", {}, token);
       progress(`encrypting once under each of ${keyIds.length} keys (cache warm-up)`);
-      const cold = await encryptUnderEveryKey(target.url, token, keyIds, IN_FLIGHT);
+      const cold = await encryptUnderEveryKey(target, keyIds, IN_FLIGHT);
       const script = spreadScript(keyIds, token);
       const spread = await wrk(target, load(kmsd), script);
       loadedRss = await kmsd.rssMb();
