@@ -177,7 +177,10 @@ export interface ServeProcess {
 
 /**
  * Spawns `node bin/kmsd.js serve --port 0` on the data directory and
- * resolves once it logs "kmsd serving" (with the port it got).
+ * resolves once it logs "kmsd serving" (with the port it got). The rate
+ * limit is off unless `extra` sets it: the tests using this load one
+ * project as fast as the machine goes, which the default limit would cut
+ * on a fast machine.
  */
 export async function spawnServe(
   dataDir: string,
@@ -185,7 +188,7 @@ export async function spawnServe(
 ): Promise<ServeProcess> {
   const proc = spawn(process.execPath, [BIN, "serve", "--port", "0"], {
     cwd: ROOT,
-    env: cliEnv(dataDir, extra),
+    env: cliEnv(dataDir, { KMSD_RATE_LIMIT_PER_SECOND: "0", ...extra }),
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stderr = "";

@@ -57,7 +57,6 @@ async function serveUnderTest(): Promise<{
   const server = await spawnServe(dataDir, {
     KMSD_AUDIT_FLUSH_MS: String(FLUSH_MS),
     KMSD_SHUTDOWN_GRACE_MS: "3000",
-    KMSD_RATE_LIMIT_PER_SECOND: "0",
   });
   servers.push(server);
   // The getting-started path: the token from the bootstrap file.

@@ -57,11 +57,7 @@ afterAll(async () => {
 });
 
 async function serve(dataDir: string): Promise<ServeProcess> {
-  // Load on one project: no rate limit (a fast machine would exceed the default).
-  const server = await spawnServe(dataDir, {
-    KMSD_AUDIT_FLUSH_MS: String(FLUSH_MS),
-    KMSD_RATE_LIMIT_PER_SECOND: "0",
-  });
+  const server = await spawnServe(dataDir, { KMSD_AUDIT_FLUSH_MS: String(FLUSH_MS) });
   servers.push(server);
   return server;
 }

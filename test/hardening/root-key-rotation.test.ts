@@ -43,8 +43,7 @@ async function newDataDir(): Promise<string> {
 }
 
 async function serve(dataDir: string, env: Record<string, string>): Promise<ServeProcess> {
-  // The load during a rotation is one project's: no rate limit (a fast machine would exceed the default).
-  const server = await spawnServe(dataDir, { KMSD_RATE_LIMIT_PER_SECOND: "0", ...env });
+  const server = await spawnServe(dataDir, env);
   servers.push(server);
   return server;
 }
