@@ -2,9 +2,9 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFile, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { sign } from "../../src/auth/sdk-hmac-sha256.js";
+import { BIN, type CliResult, kmsdEnv, outcome, ROOT, spawnKmsd } from "../support/cli.js";
 import { TEST_ROOT_KEY, tempDataDir } from "../support/kmsd.js";
 
 /**
@@ -13,24 +13,12 @@ import { TEST_ROOT_KEY, tempDataDir } from "../support/kmsd.js";
  * directories.
  */
 
-/** The repository root: the CLI runs from there, as a user's checkout would. */
-export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-export const BIN = path.join(ROOT, "bin", "kmsd.js");
+export { BIN, type CliResult, ROOT } from "../support/cli.js";
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /** The test runner's environment without any KMSD_* setting, plus the data dir, root key and `extra`. */
 export function cliEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("KMSD_")) env[name] = value;
-  }
-  return { ...env, KMSD_DATA_DIR: dataDir, KMSD_ROOT_KEY: TEST_ROOT_KEY, ...extra };
+  return kmsdEnv({ KMSD_DATA_DIR: dataDir, KMSD_ROOT_KEY: TEST_ROOT_KEY, ...extra });
 }
 
 /** Runs `node bin/kmsd.js ...args` to completion. */
@@ -39,23 +27,9 @@ export function runCli(
   dataDir: string,
   extra: Record<string, string> = {},
 ): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: cliEnv(dataDir, extra),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return outcome(
+    spawnKmsd(args, { KMSD_DATA_DIR: dataDir, KMSD_ROOT_KEY: TEST_ROOT_KEY, ...extra }),
+  );
 }
 
 /** Runs a command that must succeed and print one JSON value; returns it. */

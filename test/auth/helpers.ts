@@ -3,10 +3,7 @@
  * raw replies, signed gRPC calls made the documented way, connect-es
  * clients that sign or send tokens, and ErrorInfo decoding.
  */
-import { spawn } from "node:child_process";
 import http from "node:http";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { type DescMethod, type DescMethodUnary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import {
   Code,
@@ -25,6 +22,7 @@ import { expect } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { KmsService } from "../../gen/kms/v1/kms_pb.js";
 import type { KmsdConfig } from "../../src/config/settings.js";
+import { outcome, spawnKmsd } from "../support/cli.js";
 import {
   createKmsGrpcClient,
   decodeStatusDetails,
@@ -51,41 +49,15 @@ export const MINUTE_MS = 60_000;
 
 // ---------------------------------------------------------------- CLI
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const BIN = path.join(ROOT, "bin", "kmsd.js");
-
-export interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs `node bin/kmsd.js ...args` on the data directory of a running kmsd. */
 export function runCli(config: Pick<KmsdConfig, "dataDir">, args: readonly string[]) {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("KMSD_")) env[name] = value;
-  }
-  env.KMSD_DATA_DIR = config.dataDir;
-  env.KMSD_ROOT_KEY = TEST_ROOT_KEY;
-  env.KMSD_LOG_LEVEL = "silent";
-  return new Promise<CliResult>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return outcome(
+    spawnKmsd(args, {
+      KMSD_DATA_DIR: config.dataDir,
+      KMSD_ROOT_KEY: TEST_ROOT_KEY,
+      KMSD_LOG_LEVEL: "silent",
+    }),
+  );
 }
 
 /** Runs a CLI command that must succeed; returns the JSON it printed. */

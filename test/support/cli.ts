@@ -97,3 +97,15 @@ export function runKmsd(
 ): Promise<Finished> {
   return spawnKmsd(args, env).finished;
 }
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** What a finished command left: its exit code and output (killed by a signal, its code is null). */
+export async function outcome(command: KmsdProcess): Promise<CliResult> {
+  const { code, stdout, stderr } = await command.finished;
+  return { code, stdout, stderr };
+}
