@@ -66,7 +66,7 @@ async function round(core: KmsCore, keyId: string, token: string, calls: number)
       protocolName: "connect",
       requestMethod: "POST",
       url: call.rawTarget,
-      requestHeader: () => new Headers(headers),
+      headers,
       contextValues: createContextValues().set(callInfoKey, call),
     });
   }
@@ -185,7 +185,6 @@ async function isolated(): Promise<void> {
         protocolName: "grpc",
         requestMethod: "POST",
         url: call.rawTarget,
-        requestHeader: () => new Headers(),
         contextValues: createContextValues().set(callInfoKey, call),
       });
     }

@@ -35,7 +35,6 @@ export async function callRpc(
     protocolName: "cli",
     requestMethod: "POST",
     url: `cli:${method.name}`,
-    requestHeader: () => new Headers(),
     contextValues: core.adminContext(),
   });
   return JSON.parse(toJsonString(method.output, response.message, huaweiJsonOptions)) as JsonObject;

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, type KeyObject } from "node:crypto";
 import { CiphertextError } from "./ciphertext-error.js";
 import { type EncryptionContext, encodeEncryptionContext, hasPairs } from "./context-encoding.js";
-import { bytesToUuid, uuidToBytes } from "./uuid-bytes.js";
+import { bytesToUuid, writeUuid } from "./uuid-bytes.js";
 
 /**
  * kmsd's ciphertext, format version 1 (docs/ciphertext-format.md is the
@@ -52,11 +52,14 @@ export interface CiphertextHeader {
   readonly hasAad: boolean;
 }
 
+/** A key version's material: its bytes, or a KeyObject holding them. */
+export type VersionKey = KeyObject | Uint8Array;
+
 export interface SealInput {
   readonly keyId: string;
   readonly keyVersion: number;
   /** The key version's 32 bytes of material, as an HMAC key. */
-  readonly versionKey: KeyObject;
+  readonly versionKey: VersionKey;
   readonly plaintext: Uint8Array;
   readonly context?: EncryptionContext;
   readonly aad?: Uint8Array;
@@ -65,7 +68,7 @@ export interface SealInput {
 }
 
 export interface OpenInput {
-  readonly versionKey: KeyObject;
+  readonly versionKey: VersionKey;
   readonly context?: EncryptionContext;
   readonly aad?: Uint8Array;
 }
@@ -88,7 +91,7 @@ export function sealCiphertext(input: SealInput): Buffer {
   const out = Buffer.allocUnsafe(OVERHEAD + input.plaintext.length);
   out[0] = FORMAT_VERSION;
   out[1] = (withContext ? FLAG_CONTEXT : 0) | (withAad ? FLAG_AAD : 0);
-  uuidToBytes(input.keyId).copy(out, 2);
+  writeUuid(input.keyId, out, 2);
   out.writeUInt32BE(input.keyVersion, 18);
   out.set(input.randomness, SALT_OFFSET);
   const header = out.subarray(0, HEADER_LENGTH);
@@ -197,7 +200,7 @@ function checkBindings(header: CiphertextHeader, withContext: boolean, withAad: 
   }
 }
 
-function deriveMessageKey(versionKey: KeyObject, header: Uint8Array): Buffer {
+function deriveMessageKey(versionKey: VersionKey, header: Uint8Array): Buffer {
   return createHmac("sha256", versionKey)
     .update(KDF_PREFIX)
     .update(header.subarray(0, KDF_CONTEXT_END))
@@ -215,7 +218,9 @@ function associatedData(
   header: Uint8Array,
   context: EncryptionContext | undefined,
   aad: Uint8Array | undefined,
-): Buffer {
+): Uint8Array {
+  // The common case, nothing bound: the header alone, not a copy of it.
+  if (context === undefined && (aad === undefined || aad.length === 0)) return header;
   const parts: Uint8Array[] = [header];
   if (context !== undefined) parts.push(encodeEncryptionContext(context));
   if (aad !== undefined && aad.length > 0) {

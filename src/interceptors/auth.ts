@@ -4,6 +4,7 @@ import { principalKey } from "../auth/principal.js";
 import type { RequestAuthenticator } from "../auth/request-authenticator.js";
 import { kmsError } from "../errors/kms-error.js";
 import { callInfoKey } from "../transport/call-info.js";
+import { guardInterceptor } from "./guard.js";
 
 /**
  * Establishes who sent the request (AK/SK signature or token). It runs
@@ -30,12 +31,11 @@ export function authenticationInterceptor(authenticator: RequestAuthenticator): 
  * runs after validation, so the project_id it compares is well formed.
  */
 export function authorizationInterceptor(): Interceptor {
-  return (next) => async (request) => {
+  return guardInterceptor((request) => {
     const principal = request.contextValues.get(principalKey);
     if (principal === undefined) throw kmsError("APIGW.0301", "the request is not authenticated");
     authorize(principal, request.method, request.stream ? "" : projectIdOf(request.message));
-    return next(request);
-  };
+  });
 }
 
 /** The request's project_id; "" when the message has none. */

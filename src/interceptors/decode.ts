@@ -1,4 +1,5 @@
 import { type ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { guardInterceptor } from "./guard.js";
 
 /**
  * A request body the transport read but could not decode. The transport
@@ -12,9 +13,8 @@ export const decodeErrorKey = createContextKey<ConnectError | undefined>(undefin
 });
 
 export function decodeErrorInterceptor(): Interceptor {
-  return (next) => async (request) => {
+  return guardInterceptor((request) => {
     const error = request.contextValues.get(decodeErrorKey);
     if (error !== undefined) throw error;
-    return next(request);
-  };
+  });
 }

@@ -1,13 +1,55 @@
-import { createSecretKey, type KeyObject } from "node:crypto";
 import { unwrapKeyMaterial } from "../crypto/key-wrap.js";
-import type { KeyChange, KeyRecord, KeyStore } from "../keystore/types.js";
+import type { KeyChange, KeyRecord, KeyState, KeyStore } from "../keystore/types.js";
 import type { RootKeySet } from "./root-key.js";
+import { VersionMaterial } from "./version-material.js";
 
-/** A key as the hot path needs it: its record and its unwrapped versions. */
-export interface RingKey {
-  readonly record: KeyRecord;
-  /** Version number -> the version's material as a key object. */
-  readonly versions: Map<number, KeyObject>;
+/**
+ * A key as the hot path needs it: the fields encrypting and decrypting
+ * check, not the whole record (alias, description, rotation settings...),
+ * which would more than double what each cached key costs
+ * (docs/benchmarks.md), and the versions unwrapped so far.
+ */
+export class RingKey {
+  readonly keyId: string;
+  readonly projectId: string;
+  readonly state: KeyState;
+  readonly keySpec: string;
+  /** The version new ciphertexts are made with. */
+  readonly primaryVersion: number;
+  /** The primary version's material, once unwrapped: what almost every request uses. */
+  #primary: VersionMaterial | undefined;
+  /** Older versions (decrypting old ciphertexts), made only when one is asked for. */
+  #older: Map<number, VersionMaterial> | undefined;
+
+  /** `from`: the key's earlier entry, whose unwrapped versions are still valid. */
+  constructor(record: KeyRecord, from?: RingKey) {
+    this.keyId = record.keyId;
+    this.projectId = record.projectId;
+    this.state = record.state;
+    this.keySpec = record.keySpec;
+    this.primaryVersion = record.primaryVersion;
+    if (from === undefined) return;
+    // A version's material never changes: what was unwrapped stays valid.
+    this.#older = from.#older;
+    if (from.#primary !== undefined) this.keep(from.primaryVersion, from.#primary);
+  }
+
+  /** The version's material if it was unwrapped already. */
+  material(version: number): VersionMaterial | undefined {
+    // An older entry may have unwrapped today's primary as a version it did not know yet.
+    return (
+      (version === this.primaryVersion ? this.#primary : undefined) ?? this.#older?.get(version)
+    );
+  }
+
+  keep(version: number, material: VersionMaterial): void {
+    if (version === this.primaryVersion) {
+      this.#primary = material;
+      return;
+    }
+    this.#older ??= new Map();
+    this.#older.set(version, material);
+  }
 }
 
 export interface KeyRingOptions {
@@ -48,17 +90,17 @@ export class KeyRing {
       const generation = this.generation;
       const record = await this.store.getKey(projectId, keyId);
       if (record === undefined) return undefined;
-      entry = { record, versions: new Map() };
+      entry = new RingKey(record);
       if (generation === this.generation) this.remember(entry);
     }
-    return entry.record.projectId === projectId ? entry : undefined;
+    return entry.projectId === projectId ? entry : undefined;
   }
 
   /** The version's material, or undefined when the key has no such version. */
-  async versionKey(entry: RingKey, version: number): Promise<KeyObject | undefined> {
-    const cached = entry.versions.get(version);
+  async versionKey(entry: RingKey, version: number): Promise<VersionMaterial | undefined> {
+    const cached = entry.material(version);
     if (cached !== undefined) return cached;
-    const stored = await this.store.getKeyVersion(entry.record.keyId, version);
+    const stored = await this.store.getKeyVersion(entry.keyId, version);
     if (stored === undefined) return undefined;
     // During a root key rotation a version may be under the new or the old
     // root key: the record names which.
@@ -71,17 +113,17 @@ export class KeyRing {
       { keyId: stored.keyId, version: stored.version },
       stored.wrappedMaterial,
     );
-    const key = createSecretKey(material);
+    const unwrapped = new VersionMaterial(material);
     material.fill(0);
-    entry.versions.set(version, key);
-    return key;
+    entry.keep(version, unwrapped);
+    return unwrapped;
   }
 
   /** Records a change this process made, so its own next request sees it at once. */
   update(record: KeyRecord): void {
     const entry = this.entries.get(record.keyId);
     this.invalidate(record.keyId);
-    if (entry !== undefined) this.remember({ record, versions: entry.versions });
+    if (entry !== undefined) this.remember(new RingKey(record, entry));
   }
 
   /** Drops a key another process changed (fed by the change feed). */
@@ -115,7 +157,7 @@ export class KeyRing {
   }
 
   private remember(entry: RingKey): void {
-    this.entries.set(entry.record.keyId, entry);
+    this.entries.set(entry.keyId, entry);
     if (this.entries.size > this.options.maxKeys) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);

@@ -32,6 +32,18 @@ function bindingOf(request: BindingFields): Binding {
   return { context: request.encryptionContext, aad: request.additionalAuthenticatedData };
 }
 
+/**
+ * Whether the request carries any checksum: most carry none, and they skip
+ * building the checks (several objects per request) altogether.
+ */
+function carriesChecksums(request: BindingFields, ownChecksum: number | undefined): boolean {
+  return (
+    ownChecksum !== undefined ||
+    request.encryptionContextCrc32c !== undefined ||
+    request.additionalAuthenticatedDataCrc32c !== undefined
+  );
+}
+
 /** The checksums encrypt and decrypt share: the context's and the AAD's. */
 function bindingChecksums(request: BindingFields) {
   const context: ChecksummedField = {
@@ -52,20 +64,22 @@ function bindingChecksums(request: BindingFields) {
 export function encryptDataHandler(crypto: KeyCrypto): EncryptData {
   return async (request) => {
     const plaintext = Buffer.from(request.plainText, "utf8");
-    const verified = verifyChecksums({
-      plainText: {
-        field: "plain_text",
-        crc32c: request.plainTextCrc32c,
-        bytes: () => plaintext,
-        code: "KMS.2101",
-      },
-      ...bindingChecksums(request),
-    });
+    const verified =
+      carriesChecksums(request, request.plainTextCrc32c) &&
+      verifyChecksums({
+        plainText: {
+          field: "plain_text",
+          crc32c: request.plainTextCrc32c,
+          bytes: () => plaintext,
+          code: "KMS.2101",
+        },
+        ...bindingChecksums(request),
+      });
     const key = await crypto.usableKey(request.projectId, request.keyId);
     assertAlgorithm(key, request.encryptionAlgorithm, "encryption_algorithm");
     const ciphertext = await crypto.seal(key, plaintext, bindingOf(request));
     return {
-      keyId: key.record.keyId,
+      keyId: key.keyId,
       cipherText: ciphertext.toString("base64"),
       ...(verified && {
         cipherTextCrc32c: crc32c(ciphertext),
@@ -80,20 +94,22 @@ export function encryptDataHandler(crypto: KeyCrypto): EncryptData {
 export function decryptDataHandler(crypto: KeyCrypto): DecryptData {
   return async (request) => {
     const ciphertext = decodeCipherText(request.cipherText, "base64");
-    const verified = verifyChecksums({
-      cipherText: {
-        field: "cipher_text",
-        crc32c: request.cipherTextCrc32c,
-        bytes: () => ciphertext,
-        code: "KMS.2201",
-      },
-      ...bindingChecksums(request),
-    });
+    const verified =
+      carriesChecksums(request, request.cipherTextCrc32c) &&
+      verifyChecksums({
+        cipherText: {
+          field: "cipher_text",
+          crc32c: request.cipherTextCrc32c,
+          bytes: () => ciphertext,
+          code: "KMS.2201",
+        },
+        ...bindingChecksums(request),
+      });
     const found = await crypto.keyForCiphertext(request.projectId, ciphertext, request.keyId);
     assertAlgorithm(found.key, request.encryptionAlgorithm, "encryption_algorithm");
     const plaintext = crypto.open(found, ciphertext, bindingOf(request));
     return {
-      keyId: found.key.record.keyId,
+      keyId: found.key.keyId,
       plainText: plaintext.toString("utf8"),
       plainTextBase64: plaintext.toString("base64"),
       ...(verified && {

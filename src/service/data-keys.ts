@@ -62,7 +62,7 @@ export function dataKeyHandlers(crypto: KeyCrypto): DataKeyHandlers {
     const ciphertext = await crypto.seal(key, dataKey, {
       aad: request.additionalAuthenticatedData,
     });
-    return { keyId: key.record.keyId, dataKey, cipherText: toHex(ciphertext) };
+    return { keyId: key.keyId, dataKey, cipherText: toHex(ciphertext) };
   }
 
   return {
@@ -104,7 +104,7 @@ export function dataKeyHandlers(crypto: KeyCrypto): DataKeyHandlers {
           aad: request.additionalAuthenticatedData,
         });
         return {
-          keyId: key.record.keyId,
+          keyId: key.keyId,
           cipherText: toHex(ciphertext),
           datakeyLength: String(length),
         };

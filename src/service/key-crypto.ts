@@ -1,4 +1,3 @@
-import type { KeyObject } from "node:crypto";
 import {
   type CiphertextHeader,
   openCiphertext,
@@ -11,6 +10,7 @@ import type { EncryptionContext } from "../crypto/context-encoding.js";
 import { kmsError } from "../errors/kms-error.js";
 import type { KeyRing, RingKey } from "../keys/key-ring.js";
 import type { RandomPool } from "../keys/random-pool.js";
+import type { VersionMaterial } from "../keys/version-material.js";
 import * as keyStates from "./key-states.js";
 
 /** What a ciphertext is bound to besides its key: decrypting needs the same. */
@@ -24,7 +24,7 @@ export interface Binding {
 export interface CiphertextKey {
   readonly key: RingKey;
   readonly header: CiphertextHeader;
-  readonly versionKey: KeyObject;
+  readonly versionKey: VersionMaterial;
 }
 
 /**
@@ -61,7 +61,7 @@ export function assertAlgorithm(key: RingKey, algorithm: string, field: string):
   if (algorithm === "" || algorithm === SYMMETRIC_DEFAULT) return;
   throw kmsError(
     "KMS.2105",
-    `${field} ${algorithm} is not supported by key ${key.record.keyId}, a symmetric ${key.record.keySpec} key: use ${SYMMETRIC_DEFAULT}`,
+    `${field} ${algorithm} is not supported by key ${key.keyId}, a symmetric ${key.keySpec} key: use ${SYMMETRIC_DEFAULT}`,
   );
 }
 
@@ -70,20 +70,20 @@ export function createKeyCrypto(keyRing: KeyRing, randomPool: RandomPool): KeyCr
     async usableKey(projectId, keyId) {
       const key = await keyRing.get(projectId, keyId);
       if (key === undefined) throw kmsError("KMS.0207", `key ${keyId} does not exist`);
-      keyStates.assertUsable(key.record);
+      keyStates.assertUsable(key);
       return key;
     },
 
     async seal(key, plaintext, binding) {
-      const version = key.record.primaryVersion;
+      const version = key.primaryVersion;
       const versionKey = await keyRing.versionKey(key, version);
       if (versionKey === undefined) {
-        throw kmsError("KMS.0102", `key ${key.record.keyId} has lost version ${version}`);
+        throw kmsError("KMS.0102", `key ${key.keyId} has lost version ${version}`);
       }
       return sealCiphertext({
-        keyId: key.record.keyId,
+        keyId: key.keyId,
         keyVersion: version,
-        versionKey,
+        versionKey: versionKey.bytes,
         plaintext,
         ...(binding.context === undefined ? {} : { context: binding.context }),
         ...aadOf(binding),
@@ -102,7 +102,7 @@ export function createKeyCrypto(keyRing: KeyRing, randomPool: RandomPool): KeyCr
       if (key === undefined) {
         throw kmsError("KMS.2201", "cipher_text names a key that does not exist in this project");
       }
-      keyStates.assertUsable(key.record);
+      keyStates.assertUsable(key);
       const versionKey = await keyRing.versionKey(key, header.keyVersion);
       if (versionKey === undefined) {
         throw kmsError("KMS.2201", "cipher_text names a key version that does not exist");
@@ -113,7 +113,7 @@ export function createKeyCrypto(keyRing: KeyRing, randomPool: RandomPool): KeyCr
     open(found, ciphertext, binding) {
       return asKmsError(() =>
         openCiphertext(ciphertext, found.header, {
-          versionKey: found.versionKey,
+          versionKey: found.versionKey.bytes,
           ...(binding.context === undefined ? {} : { context: binding.context }),
           ...aadOf(binding),
         }),

@@ -11,7 +11,7 @@ import { type KeyPatch, type KeyRecord, KeyState } from "../keystore/types.js";
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Throws unless the key may encrypt and decrypt. */
-export function assertUsable(key: KeyRecord): void {
+export function assertUsable(key: Pick<KeyRecord, "keyId" | "state">): void {
   if (key.state === KeyState.Enabled) return;
   if (key.state === KeyState.Disabled) throw kmsError("KMS.0209", `key ${key.keyId} is disabled`);
   throw kmsError("KMS.0210", `key ${key.keyId} is pending deletion and cannot be used`);

@@ -39,7 +39,7 @@ export function reEncryptHandler(crypto: KeyCrypto): ServiceImpl<typeof KmsServi
         context: request.destinationEncryptionContext,
         aad: request.destinationAdditionalAuthenticatedData,
       });
-      return { keyId: destination.record.keyId, cipherText: encodeCipherText(sealed, encoding) };
+      return { keyId: destination.keyId, cipherText: encodeCipherText(sealed, encoding) };
     } finally {
       plaintext.fill(0);
     }

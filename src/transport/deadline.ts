@@ -50,17 +50,23 @@ export function dropUnreachableDeadline(headers: IncomingHttpHeaders): void {
  * call itself is not stopped (its signal tells it, see unary-invoker.ts);
  * its late result is dropped.
  */
-export async function withinDeadline<T>(call: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+export function withinDeadline<T>(call: Promise<T>, timeoutMs: number): Promise<T> {
+  // One promise and one timer per call: every request passes here, and
+  // Promise.race over a second promise cost measurably more.
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
       () => reject(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)),
       timeoutMs,
     );
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (reason: unknown) => {
+        clearTimeout(timer);
+        reject(reason);
+      },
+    );
   });
-  try {
-    return await Promise.race([call, expiry]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -1,7 +1,9 @@
+import type { IncomingHttpHeaders } from "node:http";
 import {
   create,
   type DescMessage,
   type DescMethodUnary,
+  type DescService,
   isMessage,
   type Message,
 } from "@bufbuild/protobuf";
@@ -13,6 +15,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { headersFromNode } from "./message-codec.js";
 
 /** A unary handler of the service, as ServiceImpl declares it. */
 type UnaryHandler = (request: Message, context: HandlerContext) => unknown;
@@ -23,16 +26,20 @@ export interface UnaryCall {
   readonly protocolName: string;
   readonly requestMethod: string;
   readonly url: string;
-  /** Builds the request headers, only if an interceptor or handler asks for them. */
-  readonly requestHeader: () => Headers;
+  /**
+   * The request's headers as node parsed them (none for the CLI): Headers
+   * are built from them only if an interceptor or handler asks.
+   */
+  readonly headers?: IncomingHttpHeaders | undefined;
   readonly contextValues: ContextValues;
   /** Epoch ms by which the call must finish (the client's deadline), if any. */
   readonly deadline?: number | undefined;
   /**
-   * The signal aborted when the client goes away, built only if something
-   * asks for the call's signal (a signal costs an AbortController per call).
+   * The client's side of the exchange: its signal, aborted when the client
+   * goes away, is read only if something asks for the call's signal (a
+   * signal costs an AbortController per call).
    */
-  readonly clientSignal?: (() => AbortSignal | undefined) | undefined;
+  readonly client?: { readonly signal: AbortSignal | undefined } | undefined;
 }
 
 export interface UnaryResult {
@@ -65,8 +72,12 @@ class CallContext implements HandlerContext {
   get method(): DescMethodUnary {
     return this.call.method;
   }
-  get service() {
+  get service(): DescService {
     return this.call.method.parent;
+  }
+  /** The request message as the transport decoded it. */
+  get message(): Message {
+    return this.call.message;
   }
   get requestMethod(): string {
     return this.call.requestMethod;
@@ -81,7 +92,8 @@ class CallContext implements HandlerContext {
     return this.call.contextValues;
   }
   get requestHeader(): Headers {
-    this.#requestHeader ??= this.call.requestHeader();
+    const { headers } = this.call;
+    this.#requestHeader ??= headers === undefined ? new Headers() : headersFromNode(headers);
     return this.#requestHeader;
   }
   get responseHeader(): Headers {
@@ -97,7 +109,7 @@ class CallContext implements HandlerContext {
       const controller = new AbortController();
       this.#controller = controller;
       const { deadline } = this.call;
-      const signal = this.call.clientSignal?.();
+      const signal = this.call.client?.signal;
       signal?.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
       if (deadline !== undefined) {
         this.#timer = setTimeout(
@@ -147,18 +159,10 @@ export function createUnaryInvoker(
       const innermost = async (request: UnaryRequest): Promise<UnaryResponse> => {
         const context = request.contextValues.get(callContextKey);
         if (context === undefined) throw new TypeError("an interceptor dropped the call's context");
-        return {
-          stream: false,
-          service: method.parent,
-          method,
-          get header() {
-            return context.responseHeader;
-          },
-          get trailer() {
-            return context.responseTrailer;
-          },
-          message: asMessage(method.output, await handler(request.message, context)),
-        };
+        return new InvokerResponse(
+          context,
+          asMessage(method.output, await handler(request.message, context)),
+        );
       };
       chain = interceptors.reduceRight<UnaryNext>(
         // An Interceptor wraps unary and streaming calls alike; this chain only
@@ -175,23 +179,8 @@ export function createUnaryInvoker(
     const chain = chainFor(method);
     const context = new CallContext(call);
     call.contextValues.set(callContextKey, context);
-    const request: UnaryRequest = {
-      stream: false,
-      service: method.parent,
-      method,
-      requestMethod: call.requestMethod,
-      url: call.url,
-      get signal() {
-        return context.signal;
-      },
-      get header() {
-        return context.requestHeader;
-      },
-      contextValues: call.contextValues,
-      message: call.message,
-    };
     try {
-      const response = await chain(request);
+      const response = await chain(new InvokerRequest(context));
       return context.result(response.message);
     } finally {
       context.finish();
@@ -200,6 +189,62 @@ export function createUnaryInvoker(
 }
 
 type UnaryNext = (request: UnaryRequest) => Promise<UnaryResponse>;
+
+/*
+ * The request and response the chain passes along. Classes, not object
+ * literals with getters: a literal's getters are new closures for every
+ * call, and every request makes one of each.
+ */
+
+class InvokerRequest implements UnaryRequest {
+  readonly stream = false;
+  readonly service: DescService;
+  readonly method: DescMethodUnary;
+  readonly requestMethod: string;
+  readonly url: string;
+  readonly contextValues: ContextValues;
+  readonly message: Message;
+  readonly #context: CallContext;
+
+  constructor(context: CallContext) {
+    this.#context = context;
+    this.service = context.service;
+    this.method = context.method;
+    this.requestMethod = context.requestMethod;
+    this.url = context.url;
+    this.contextValues = context.values;
+    this.message = context.message;
+  }
+
+  get signal(): AbortSignal {
+    return this.#context.signal;
+  }
+  get header(): Headers {
+    return this.#context.requestHeader;
+  }
+}
+
+class InvokerResponse implements UnaryResponse {
+  readonly stream = false;
+  readonly service: DescService;
+  readonly method: DescMethodUnary;
+  readonly message: Message;
+  readonly #context: CallContext;
+
+  constructor(context: CallContext, message: Message) {
+    this.#context = context;
+    this.service = context.service;
+    this.method = context.method;
+    this.message = message;
+  }
+
+  get header(): Headers {
+    return this.#context.responseHeader;
+  }
+  get trailer(): Headers {
+    return this.#context.responseTrailer;
+  }
+}
 
 const callContextKey = createContextKey<CallContext | undefined>(undefined, {
   description: "the unary invoker's call context",

@@ -15,7 +15,7 @@ import {
   type EncryptionContext,
   encodeEncryptionContext,
 } from "../../src/crypto/context-encoding.js";
-import { uuidToBytes } from "../../src/crypto/uuid-bytes.js";
+import { bytesToUuid, writeUuid } from "../../src/crypto/uuid-bytes.js";
 
 const KEY_ID = "0d0466b0-e727-4d9c-b35d-f84bb474a37f";
 const OTHER_KEY_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
@@ -391,7 +391,7 @@ describe("the header is bound into the message key", () => {
 
   it("refuses a ciphertext whose key id was rewritten", () => {
     const rewritten = Buffer.from(seal());
-    uuidToBytes(OTHER_KEY_ID).copy(rewritten, 2);
+    writeUuid(OTHER_KEY_ID, rewritten, 2);
     expect(readCiphertextHeader(rewritten).keyId).toBe(OTHER_KEY_ID);
     expectFailure(() => open(rewritten), "authentication");
   });
@@ -476,5 +476,23 @@ describe("sealCiphertext input checks", () => {
     expect(body(a)).not.toEqual(body(b));
     expect(open(a).toString()).toBe("attack at dawn");
     expect(open(b).toString()).toBe("attack at dawn");
+  });
+});
+
+describe("key id bytes", () => {
+  it("writes a UUID's 16 bytes in text order, and reads them back", () => {
+    const target = Buffer.alloc(20, 0xff);
+    writeUuid("00112233-4455-6677-8899-aabbccddeeff", target, 2);
+    expect(target.toString("hex")).toBe("ffff00112233445566778899aabbccddeeffffff");
+    expect(bytesToUuid(target.subarray(2, 18))).toBe("00112233-4455-6677-8899-aabbccddeeff");
+  });
+
+  it.each([
+    "00112233-4455-6677-8899-AABBCCDDEEFF",
+    "0011223344556677-8899-aabbccddeeff",
+    "00112233-4455-6677-8899-aabbccddeef",
+    "00112233-4455-6677-8899-aabbccddeegg",
+  ])("refuses %s, which is not a lower-case hex UUID", (text) => {
+    expect(() => writeUuid(text, Buffer.alloc(16), 0)).toThrow(TypeError);
   });
 });

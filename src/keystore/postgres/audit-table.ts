@@ -8,8 +8,8 @@ import {
 import {
   AUDIT_COLUMNS,
   type AuditRow,
-  auditValues,
   copyAuditEntry,
+  pushAuditValues,
   toAuditRecord,
 } from "../rows.js";
 import type { PgDatabase } from "./database.js";
@@ -57,7 +57,7 @@ export class PgAuditTable {
         for (const entry of chunk) {
           const seq = prev.seq + 1;
           const hash = chain(prev.hash, seq, entry);
-          values.push(...auditValues(seq, entry, prev.hash, hash));
+          pushAuditValues(values, seq, entry, prev.hash, hash);
           prev = { seq, hash };
         }
         await tx.count({

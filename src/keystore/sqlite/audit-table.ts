@@ -9,8 +9,8 @@ import {
 import {
   AUDIT_COLUMNS,
   type AuditRow,
-  auditValues,
   copyAuditEntry,
+  pushAuditValues,
   toAuditRecord,
 } from "../rows.js";
 import { writeTransaction } from "./sql.js";
@@ -106,7 +106,7 @@ export class AuditTable {
         for (const entry of chunk) {
           const seq = prev.seq + 1;
           const hash = chain(prev.hash, seq, entry);
-          values.push(...auditValues(seq, entry, prev.hash, hash));
+          pushAuditValues(values, seq, entry, prev.hash, hash);
           prev = { seq, hash };
         }
         this.#insertRows(chunk.length).run(...values);

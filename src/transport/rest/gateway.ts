@@ -4,7 +4,7 @@ import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { decodeErrorKey } from "../../interceptors/decode.js";
 import { type CallInfo, callInfoKey } from "../call-info.js";
 import { withinDeadline } from "../deadline.js";
-import { headersFromNode, messageFromJson, parseJsonObject } from "../message-codec.js";
+import { messageFromJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { bodyReadError, type NodeRequest, readBody } from "../read-body.js";
 import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
@@ -79,7 +79,7 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
         protocolName: "rest",
         requestMethod: call.httpMethod,
         url: call.rawTarget,
-        requestHeader: () => headersFromNode(request.headers),
+        headers: request.headers,
         contextValues,
         deadline: Date.now() + timeoutMs,
       }),

@@ -11,12 +11,7 @@ import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { decodeErrorKey } from "../../interceptors/decode.js";
 import { callInfoKey } from "../call-info.js";
 import { withinDeadline } from "../deadline.js";
-import {
-  headersFromNode,
-  huaweiJsonOptions,
-  messageFromBinary,
-  messageFromJsonText,
-} from "../message-codec.js";
+import { huaweiJsonOptions, messageFromBinary, messageFromJsonText } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { bodyReadError } from "../read-body.js";
 import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
@@ -121,10 +116,10 @@ export async function serveUnaryRpc(
         protocolName: protocol,
         requestMethod: call.httpMethod,
         url: call.rawTarget,
-        requestHeader: () => headersFromNode(exchange.headers),
+        headers: exchange.headers,
         contextValues,
         deadline: Date.now() + timeoutMs,
-        clientSignal: () => exchange.signal,
+        client: exchange,
       }),
       timeoutMs,
     );
