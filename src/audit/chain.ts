@@ -14,7 +14,8 @@ export function chainHash(
   seq: number,
   entry: AuditEntry,
 ): string {
-  const context = Object.entries(entry.context).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const pairs = Object.entries(entry.context);
+  const context = pairs.length < 2 ? pairs : pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const fields = [
     seq,
     prevHash,

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { kmsError } from "../errors/kms-error.js";
-import { CredentialState } from "../keystore/access-types.js";
+import { CredentialState, type TokenRecord } from "../keystore/access-types.js";
 import type { AccessResolver } from "./access-resolver.js";
 import type { Principal } from "./principal.js";
 import {
@@ -64,7 +64,28 @@ export class RequestAuthenticator {
       throw kmsError("APIGW.0301", "the token is invalid or has been revoked");
     }
     if (record.expiresAt <= this.now()) throw kmsError("KMS.0303", "the token has expired");
-    return { kind: "token", id: record.tokenId, projectId: record.projectId, role: record.role };
+    return this.tokenPrincipal(record);
+  }
+
+  /**
+   * One principal per token record, made once: records are immutable (a
+   * change to a token is a new record from the store), and a token is
+   * presented on request after request.
+   */
+  private readonly tokenPrincipals = new WeakMap<TokenRecord, Principal>();
+
+  private tokenPrincipal(record: TokenRecord): Principal {
+    let principal = this.tokenPrincipals.get(record);
+    if (principal === undefined) {
+      principal = {
+        kind: "token",
+        id: record.tokenId,
+        projectId: record.projectId,
+        role: record.role,
+      };
+      this.tokenPrincipals.set(record, principal);
+    }
+    return principal;
   }
 
   private async verifySignature(
@@ -106,7 +127,8 @@ export class RequestAuthenticator {
       method: input.httpMethod,
       rawPath: path,
       rawQuery: query,
-      header: input.header,
+      // Bound: the input may be an object whose header() is a method (a CallInfo).
+      header: (name) => input.header(name),
       signedHeaders: parsed.signedHeaders,
       payloadHash: bodyHash,
     };

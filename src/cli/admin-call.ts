@@ -1,8 +1,8 @@
-import { type DescMethodUnary, fromJson, type JsonObject, toJsonString } from "@bufbuild/protobuf";
+import { type DescMethodUnary, fromJson, type JsonObject } from "@bufbuild/protobuf";
 import type { KmsdConfig } from "../config/settings.js";
 import { type KmsCore, openKmsCore } from "../core/kms-core.js";
 import { createLogger } from "../observability/logger.js";
-import { huaweiJsonOptions } from "../transport/message-codec.js";
+import { huaweiJsonOptions, messageToJson } from "../transport/message-codec.js";
 
 /**
  * Runs `work` against the store the configuration names, then closes it.
@@ -37,5 +37,5 @@ export async function callRpc(
     url: `cli:${method.name}`,
     contextValues: core.adminContext(),
   });
-  return JSON.parse(toJsonString(method.output, response.message, huaweiJsonOptions)) as JsonObject;
+  return JSON.parse(messageToJson(method.output, response.message)) as JsonObject;
 }

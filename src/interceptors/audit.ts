@@ -6,6 +6,7 @@ import type { AuditLog } from "../audit/audit-log.js";
 import { latencyUs } from "../audit/latency.js";
 import { principalKey, principalName } from "../auth/principal.js";
 import { huaweiCodeOf, kmsError, toKmsError } from "../errors/kms-error.js";
+import { NO_CONTEXT } from "../keystore/audit-types.js";
 import { callInfoKey } from "../transport/call-info.js";
 
 /** The request and response fields the audit trail reads (never plaintext or ciphertext). */
@@ -105,12 +106,14 @@ function batchKeyId(...lists: unknown[]): string {
   return ids.size === 1 && only !== undefined ? only : "";
 }
 
-function hashedContext(keys: AuditKeys, context: unknown): Record<string, string> {
+function hashedContext(keys: AuditKeys, context: unknown): Readonly<Record<string, string>> {
+  if (typeof context !== "object" || context === null) return NO_CONTEXT;
+  const pairs = Object.entries(context);
+  if (pairs.length === 0) return NO_CONTEXT;
   // No prototype: a context key "__proto__" is recorded like any other.
   const hashed: Record<string, string> = Object.create(null);
-  if (typeof context !== "object" || context === null) return hashed;
   let entries = 0;
-  for (const [key, value] of Object.entries(context)) {
+  for (const [key, value] of pairs) {
     if (typeof value !== "string") continue;
     if (++entries > MAX_CONTEXT_ENTRIES) break;
     hashed[key.slice(0, MAX_FIELD_CHARS)] = contextValueHash(keys, value);

@@ -15,12 +15,8 @@ export function authenticationInterceptor(authenticator: RequestAuthenticator): 
   return (next) => async (request) => {
     const call = request.contextValues.get(callInfoKey);
     if (call === undefined) throw kmsError("APIGW.0301", "the request cannot be authenticated");
-    const principal = await authenticator.authenticate({
-      httpMethod: call.httpMethod,
-      rawTarget: call.rawTarget,
-      header: (name) => call.header(name),
-      bodyHash: () => call.bodyHash(),
-    });
+    // The call is what authentication reads (method, target, headers, body hash).
+    const principal = await authenticator.authenticate(call);
     request.contextValues.set(principalKey, principal);
     return next(request);
   };

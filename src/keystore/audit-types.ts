@@ -7,6 +7,12 @@
 /** The prevHash of the first record. */
 export const GENESIS_HASH = "0".repeat(64);
 
+/**
+ * The context of an entry whose request bound none (most of them): one
+ * shared object, frozen, instead of a new empty one per request.
+ */
+export const NO_CONTEXT: Readonly<Record<string, string>> = Object.freeze(Object.create(null));
+
 export interface AuditEntry {
   /** Epoch milliseconds when the request arrived. */
   readonly time: number;

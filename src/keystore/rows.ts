@@ -10,7 +10,7 @@ import {
   type Role,
   type TokenRecord,
 } from "./access-types.js";
-import type { AuditEntry, AuditRecord } from "./audit-types.js";
+import { type AuditEntry, type AuditRecord, NO_CONTEXT } from "./audit-types.js";
 import {
   type ChangeKind,
   type KeyChange,
@@ -210,6 +210,11 @@ export function toChange(row: ChangeRow): KeyChange {
   return { seq: row.seq, kind: row.kind, projectId: row.project_id, keyId: row.key_id };
 }
 
+function isEmpty(record: object): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
 function isStringRecord(value: unknown): value is Record<string, string> {
   return (
     typeof value === "object" &&
@@ -240,7 +245,7 @@ export function copyAuditEntry(entry: AuditEntry): AuditEntry {
     sequence: entry.sequence,
     outcome: entry.outcome,
     latencyUs: entry.latencyUs,
-    context: { ...entry.context },
+    context: isEmpty(entry.context) ? NO_CONTEXT : { ...entry.context },
   };
 }
 

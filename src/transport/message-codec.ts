@@ -10,12 +10,15 @@ import {
   type JsonValue,
   type JsonWriteOptions,
   type Message,
+  toBinary,
+  toJsonString,
 } from "@bufbuild/protobuf";
 import { isFieldError } from "@bufbuild/protobuf/reflect";
 import type { ConnectError } from "@connectrpc/connect";
 import { huawei_error_code } from "../../gen/kms/v1/rules_pb.js";
 import { isHuaweiErrorCode } from "../errors/huawei-codes.js";
 import { kmsError } from "../errors/kms-error.js";
+import { flatCodecFor } from "../proto/flat-codec.js";
 
 /**
  * Request decoding shared by every transport kmsd implements itself (REST
@@ -31,6 +34,10 @@ export const huaweiJsonOptions: Partial<JsonReadOptions & JsonWriteOptions> = {
 
 /** A parsed JSON value as a request message; unknown fields are ignored. */
 export function messageFromJson(schema: DescMessage, json: JsonValue): Message {
+  if (isJsonObject(json)) {
+    const flat = flatCodecFor(schema)?.fromJson(json);
+    if (flat !== undefined) return flat;
+  }
   try {
     return fromJson(schema, json, { ignoreUnknownFields: true });
   } catch (error) {
@@ -67,11 +74,27 @@ export function parseJsonObject(text: string, maxDepth: number): JsonObject {
 }
 
 export function messageFromBinary(schema: DescMessage, bytes: Uint8Array): Message {
+  const flat = flatCodecFor(schema)?.decode(bytes);
+  if (flat !== undefined) return flat;
   try {
     return fromBinary(schema, bytes);
   } catch {
     throw kmsError("KMS.0214", `the request is not a valid ${schema.typeName} message`);
   }
+}
+
+/** A response message as Huawei's JSON text (see huaweiJsonOptions). */
+export function messageToJson(schema: DescMessage, message: Message): string {
+  return flatCodecFor(schema)?.toJson(message) ?? toJsonString(schema, message, huaweiJsonOptions);
+}
+
+function isJsonObject(json: JsonValue): json is JsonObject {
+  return typeof json === "object" && json !== null && !Array.isArray(json);
+}
+
+/** A response message's bytes (the flat codec when it takes the message, else protobuf-es). */
+export function messageToBinary(schema: DescMessage, message: Message): Uint8Array {
+  return flatCodecFor(schema)?.encode(message) ?? toBinary(schema, message);
 }
 
 /** A JSON value of the wrong type answers its field's Huawei code. */

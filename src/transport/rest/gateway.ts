@@ -1,10 +1,10 @@
-import { create, type JsonObject, type Message, toJsonString } from "@bufbuild/protobuf";
+import { create, type JsonObject, type Message } from "@bufbuild/protobuf";
 import { createContextValues } from "@connectrpc/connect";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { decodeErrorKey } from "../../interceptors/decode.js";
 import { type CallInfo, callInfoKey } from "../call-info.js";
 import { withinDeadline } from "../deadline.js";
-import { messageFromJson, parseJsonObject } from "../message-codec.js";
+import { messageFromJson, messageToJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { bodyReadError, type NodeRequest, readBody } from "../read-body.js";
 import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
@@ -85,11 +85,7 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
       }),
       timeoutMs,
     );
-    const answer = toJsonString(route.method.output, result.message, {
-      useProtoFieldName: true,
-      alwaysEmitImplicit: true,
-    });
-    writeJson(response, 200, answer);
+    writeJson(response, 200, messageToJson(route.method.output, result.message));
   }
 
   return (request, response, call) => {

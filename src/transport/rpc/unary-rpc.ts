@@ -1,17 +1,16 @@
 import type { OutgoingHttpHeaders } from "node:http";
-import {
-  create,
-  type DescMethodUnary,
-  type Message,
-  toBinary,
-  toJsonString,
-} from "@bufbuild/protobuf";
+import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
 import { type ConnectError, createContextValues } from "@connectrpc/connect";
 import { huaweiCodeOf, kmsError, toKmsError } from "../../errors/kms-error.js";
 import { decodeErrorKey } from "../../interceptors/decode.js";
 import { callInfoKey } from "../call-info.js";
 import { withinDeadline } from "../deadline.js";
-import { huaweiJsonOptions, messageFromBinary, messageFromJsonText } from "../message-codec.js";
+import {
+  messageFromBinary,
+  messageFromJsonText,
+  messageToBinary,
+  messageToJson,
+} from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
 import { bodyReadError } from "../read-body.js";
 import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
@@ -59,20 +58,8 @@ export async function serveUnaryRpc(
     "content-type": request.contentType,
     "x-request-id": call.requestId,
   };
-
-  const answerError = (error: ConnectError) => {
-    if (protocol === "grpc") {
-      exchange.respondHeadersOnly(200, { ...baseHeaders, ...grpcErrorTrailers(error) });
-      return;
-    }
-    const { status, body } = connectErrorBody(error);
-    const headers: OutgoingHttpHeaders = { ...headerObject(error.metadata) };
-    exchange.respond(
-      status,
-      { ...headers, "content-type": "application/json", "x-request-id": call.requestId },
-      body,
-    );
-  };
+  const answerError = (error: ConnectError) =>
+    answerRpcError(exchange, protocol, baseHeaders, call.requestId, error);
 
   const { limits } = options;
   let body: Buffer;
@@ -128,21 +115,55 @@ export async function serveUnaryRpc(
     return;
   }
 
-  const headers = { ...headerObject(result.header), ...baseHeaders };
+  // Most calls set no headers or trailers of their own: no copies for them.
+  const headers =
+    result.header === undefined ? baseHeaders : { ...headerObject(result.header), ...baseHeaders };
   if (protocol === "grpc") {
-    const trailers = { ...headerObject(result.trailer), "grpc-status": "0" };
-    exchange.respond(200, headers, envelope(toBinary(method.output, result.message)), trailers);
+    const trailers =
+      result.trailer === undefined ? GRPC_OK : { ...headerObject(result.trailer), ...GRPC_OK };
+    exchange.respond(
+      200,
+      headers,
+      envelope(messageToBinary(method.output, result.message)),
+      trailers,
+    );
   } else {
     const body =
       codec === "json"
-        ? toJsonString(method.output, result.message, huaweiJsonOptions)
-        : toBinary(method.output, result.message);
+        ? messageToJson(method.output, result.message)
+        : messageToBinary(method.output, result.message);
     // Connect carries unary trailers as headers prefixed "trailer-".
     result.trailer?.forEach((value, name) => {
       headers[`trailer-${name}`] = value;
     });
     exchange.respond(200, headers, body);
   }
+}
+
+const GRPC_OK: OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
+
+/** An error in the call's protocol: gRPC trailers-only, or Connect's JSON error body. */
+function answerRpcError(
+  exchange: Exchange,
+  protocol: RpcProtocol,
+  baseHeaders: OutgoingHttpHeaders,
+  requestId: string,
+  error: ConnectError,
+): void {
+  if (protocol === "grpc") {
+    exchange.respondHeadersOnly(200, { ...baseHeaders, ...grpcErrorTrailers(error) });
+    return;
+  }
+  const { status, body } = connectErrorBody(error);
+  exchange.respond(
+    status,
+    {
+      ...headerObject(error.metadata),
+      "content-type": "application/json",
+      "x-request-id": requestId,
+    },
+    body,
+  );
 }
 
 function headerObject(headers: Headers | undefined): OutgoingHttpHeaders {

@@ -1,0 +1,219 @@
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  fromJson,
+  type JsonObject,
+  ScalarType,
+  toBinary,
+  toJson,
+  toJsonString,
+} from "@bufbuild/protobuf";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  DecryptDataRequestSchema,
+  DecryptDataResponseSchema,
+  EncryptDataRequestSchema,
+  EncryptDataResponseSchema,
+  KmsService,
+} from "../../gen/kms/v1/kms_pb.js";
+import { flatCodecFor } from "../../src/proto/flat-codec.js";
+
+/** Every request and response type of the service the flat codec takes. */
+const flatSchemas = [
+  ...new Set(KmsService.methods.flatMap((method) => [method.input, method.output])),
+].filter((schema) => flatCodecFor(schema) !== undefined);
+
+const text = fc.string({ unit: "grapheme", maxLength: 40 });
+
+/** Random init values for a flat message: every field set or not, zero values included. */
+function arbitraryInit(schema: DescMessage): fc.Arbitrary<Record<string, unknown>> {
+  const fields: Record<string, fc.Arbitrary<unknown>> = {};
+  for (const field of schema.fields) {
+    if (field.fieldKind === "map") {
+      // (A "__proto__" key is left to protobuf-es: a test of its own below.)
+      const key = text.filter((candidate) => candidate !== "__proto__");
+      fields[field.localName] = fc.dictionary(key, text, { maxKeys: 4 });
+    } else if (field.fieldKind === "scalar" && field.scalar === ScalarType.STRING) {
+      fields[field.localName] = fc.oneof(fc.constant(""), text);
+    } else if (field.fieldKind === "scalar" && field.scalar === ScalarType.BOOL) {
+      fields[field.localName] = fc.boolean();
+    } else {
+      fields[field.localName] = fc.oneof(
+        fc.constantFrom(0, 1, 127, 128, 0xffffffff),
+        fc.integer({ min: 0, max: 0xffffffff }),
+      );
+    }
+  }
+  return fc.record(fields, { requiredKeys: [] });
+}
+
+const decodeWithProtobufEs = (schema: DescMessage, bytes: Uint8Array) =>
+  fromBinary(schema, bytes, { readUnknownFields: false });
+
+describe("the flat protobuf codec", () => {
+  it("takes the hot path's messages", () => {
+    for (const schema of [
+      EncryptDataRequestSchema,
+      EncryptDataResponseSchema,
+      DecryptDataRequestSchema,
+      DecryptDataResponseSchema,
+    ]) {
+      expect(flatCodecFor(schema), schema.typeName).toBeDefined();
+    }
+    expect(flatSchemas.length).toBeGreaterThan(10);
+  });
+
+  it.each(flatSchemas.map((schema) => [schema.typeName, schema] as const))(
+    "%s: decodes what protobuf-es encodes, to what protobuf-es decodes",
+    (_name, schema) => {
+      const codec = flatCodecFor(schema);
+      fc.assert(
+        fc.property(arbitraryInit(schema), (init) => {
+          const bytes = toBinary(schema, create(schema, init));
+          const decoded = codec?.decode(bytes);
+          expect(decoded).toBeDefined();
+          expect(decoded).toStrictEqual(decodeWithProtobufEs(schema, bytes));
+        }),
+        { numRuns: 150 },
+      );
+    },
+  );
+
+  it.each(flatSchemas.map((schema) => [schema.typeName, schema] as const))(
+    "%s: encodes the bytes protobuf-es encodes, or leaves the message to it",
+    (_name, schema) => {
+      const codec = flatCodecFor(schema);
+      const hasMap = schema.fields.some((field) => field.fieldKind === "map");
+      fc.assert(
+        fc.property(arbitraryInit(schema), (init) => {
+          const message = create(schema, init);
+          const encoded = codec?.encode(message);
+          if (hasMap) expect(encoded).toBeUndefined();
+          else expect(Buffer.from(encoded ?? [])).toEqual(Buffer.from(toBinary(schema, message)));
+        }),
+        { numRuns: 150 },
+      );
+    },
+  );
+
+  it("on arbitrary bytes, either agrees with protobuf-es or leaves them to it", () => {
+    const codec = flatCodecFor(EncryptDataRequestSchema);
+    const valid = toBinary(
+      EncryptDataRequestSchema,
+      create(EncryptDataRequestSchema, {
+        projectId: "p",
+        keyId: "k",
+        plainText: "hello",
+        encryptionContext: { a: "b" },
+        plainTextCrc32c: 7,
+      }),
+    );
+    const mutated = fc
+      .tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 }))
+      .map(([at, byte]) => Buffer.from(valid).fill(byte, at, at + 1));
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), mutated), (bytes) => {
+        const decoded = codec?.decode(bytes);
+        if (decoded === undefined) return;
+        expect(decoded).toStrictEqual(decodeWithProtobufEs(EncryptDataRequestSchema, bytes));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("leaves unknown fields, invalid UTF-8, a __proto__ key and odd wire types to protobuf-es", () => {
+    const codec = flatCodecFor(EncryptDataRequestSchema);
+    const cases = {
+      "unknown field 99": [0x9a, 0x06, 0x01, 0x78],
+      "invalid UTF-8 in key_id": [0x12, 0x02, 0xc3, 0x28],
+      "__proto__ as a context key": [
+        0x22,
+        0x0f,
+        0x0a,
+        0x09,
+        ...Buffer.from("__proto__"),
+        0x12,
+        0x02,
+        0x61,
+        0x62,
+      ],
+      "key_id sent as a varint": [0x10, 0x01],
+      "a truncated string": [0x12, 0x05, 0x61],
+    };
+    for (const [name, bytes] of Object.entries(cases)) {
+      expect(codec?.decode(Uint8Array.from(bytes)), name).toBeUndefined();
+    }
+    const response = flatCodecFor(EncryptDataResponseSchema);
+    // verified_plain_text_crc32c (field 4, a bool) sent as 2.
+    expect(response?.decode(Uint8Array.from([0x20, 0x02]))).toBeUndefined();
+  });
+
+  const huaweiJson = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+
+  it.each(flatSchemas.map((schema) => [schema.typeName, schema] as const))(
+    "%s: reads JSON as protobuf-es reads it, by either field name, unknown keys ignored",
+    (_name, schema) => {
+      const codec = flatCodecFor(schema);
+      fc.assert(
+        fc.property(
+          arbitraryInit(schema),
+          fc.boolean(),
+          fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 2 }),
+          (init, protoNames, unknown) => {
+            const known = toJson(schema, create(schema, init), {
+              useProtoFieldName: protoNames,
+            }) as JsonObject;
+            const names = new Set(schema.fields.flatMap((field) => [field.name, field.jsonName]));
+            const extra = Object.fromEntries(
+              Object.entries(unknown).filter(([key]) => !names.has(key) && key !== "__proto__"),
+            );
+            const json = { ...extra, ...known } as JsonObject;
+            const decoded = codec?.fromJson(json);
+            expect(decoded).toBeDefined();
+            expect(decoded).toStrictEqual(fromJson(schema, json, { ignoreUnknownFields: true }));
+          },
+        ),
+        { numRuns: 150 },
+      );
+    },
+  );
+
+  it.each(flatSchemas.map((schema) => [schema.typeName, schema] as const))(
+    "%s: writes Huawei's JSON exactly as protobuf-es does, or leaves the message to it",
+    (_name, schema) => {
+      const codec = flatCodecFor(schema);
+      const hasMap = schema.fields.some((field) => field.fieldKind === "map");
+      fc.assert(
+        fc.property(arbitraryInit(schema), (init) => {
+          const message = create(schema, init);
+          const written = codec?.toJson(message);
+          if (hasMap) expect(written).toBeUndefined();
+          else expect(written).toBe(toJsonString(schema, message, huaweiJson));
+        }),
+        { numRuns: 150 },
+      );
+    },
+  );
+
+  it("on arbitrary JSON values, either agrees with protobuf-es or leaves them to it", () => {
+    const schema = EncryptDataRequestSchema;
+    const codec = flatCodecFor(schema);
+    const names = schema.fields.flatMap((field) => [field.name, field.jsonName]);
+    const values = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.dictionary(fc.constantFrom("a", "__proto__", "b"), fc.jsonValue({ maxDepth: 0 })),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...names, "other"), values), (json) => {
+        const decoded = codec?.fromJson(json as unknown as JsonObject);
+        if (decoded === undefined) return;
+        expect(decoded).toStrictEqual(
+          fromJson(schema, json as unknown as JsonObject, { ignoreUnknownFields: true }),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
