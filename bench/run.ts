@@ -6,7 +6,7 @@
  * Needs h2load (Debian: nghttp2-client) and wrk; taskset (util-linux) pins
  * the server to core 0 and the load generator to core 1 when present.
  *
- *   npm run bench                  # everything (~6 minutes)
+ *   npm run bench                  # everything (~8 minutes)
  *   BENCH_SECONDS=3 npm run bench  # shorter runs
  */
 import { randomBytes } from "node:crypto";
@@ -39,7 +39,7 @@ import {
 } from "./targets.js";
 import { encryptUnderEveryKey } from "./warm-keys.js";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const IN_FLIGHT = 32;
 const SPREAD_KEYS = Number(process.env.BENCH_KEYS ?? 100_000);
@@ -82,239 +82,244 @@ async function main(): Promise<void> {
     pin: loadPin,
     workDir,
   });
+  // Started now, idle until measured: each is loaded only while it is measured.
+  const running: Running[] = [];
+  const start = async (starting: Promise<Running>) => {
+    const server = await starting;
+    running.push(server);
+    return server;
+  };
 
   try {
-    // Baseline: grpc-js doing the same AES-GCM work, nothing else.
-    const baseline = await startBaseline({ pin: serverPin, port: nextPort++ });
-    const baselineResults = new Map<string, LoadResult>();
-    try {
-      for (const size of [8, 4096]) {
-        const plain = "x".repeat(size);
-        const encrypt = grpcTarget(
-          baseline.port,
-          "EncryptData",
-          toBinary(
-            EncryptDataRequestSchema,
-            create(EncryptDataRequestSchema, { keyId: "k", plainText: plain }),
-          ),
-          {},
-        );
-        progress(`baseline EncryptData ${size} B`);
-        const encrypted = await h2load(encrypt, load(baseline));
-        baselineResults.set(`encrypt-${size}`, encrypted);
-        rows.push({
-          group: "baseline",
-          name: `grpc-js + AES-GCM, EncryptData ${size} B`,
-          result: encrypted,
-        });
-      }
-    } finally {
-      await baseline.stop();
-    }
-
-    // kmsd, production setup: authentication, validation and audit on, SQLite.
-    let kmsd = await startKmsd({ pin: serverPin, dataDir, rootKey, port: nextPort++ });
+    // The baseline (grpc-js doing the same AES-GCM work, nothing else) and
+    // kmsd in its production setup (authentication, validation and audit
+    // on, SQLite) run side by side; each kmsd row is measured right after a
+    // baseline run of the same size and is a ratio to that run.
+    const baseline = await start(startBaseline({ pin: serverPin, port: nextPort++ }));
+    const kmsd = await start(startKmsd({ pin: serverPin, dataDir, rootKey, port: nextPort++ }));
     const idleRss = await kmsd.rssMb();
     const token = await projectToken(dataDir, rootKey);
     const keyId = await createKey(kmsd.port, token);
-    try {
-      for (const size of [8, 4096]) {
-        const plain = "x".repeat(size);
-        const base = baselineResults.get(`encrypt-${size}`);
-        const cipherText = await encryptOnce(kmsd.port, token, keyId, plain);
-        const cases: [string, Target, "h2" | "h1"][] = [
-          [
-            "gRPC (h2c)",
-            grpcTarget(
-              kmsd.port,
-              "EncryptData",
-              toBinary(
-                EncryptDataRequestSchema,
-                create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText: plain }),
-              ),
-              { "x-auth-token": token },
-            ),
-            "h2",
-          ],
-          [
-            "gRPC (h2c) decrypt",
-            grpcTarget(
-              kmsd.port,
-              "DecryptData",
-              toBinary(
-                DecryptDataRequestSchema,
-                create(DecryptDataRequestSchema, { projectId: PROJECT, cipherText }),
-              ),
-              { "x-auth-token": token },
-            ),
-            "h2",
-          ],
-          [
-            "Connect JSON (h2c)",
-            connectTarget(
-              kmsd.port,
-              "EncryptData",
-              { project_id: PROJECT, key_id: keyId, plain_text: plain },
-              token,
-            ),
-            "h2",
-          ],
-          [
-            "Connect JSON (h2c) decrypt",
-            connectTarget(
-              kmsd.port,
-              "DecryptData",
-              { project_id: PROJECT, cipher_text: cipherText },
-              token,
-            ),
-            "h2",
-          ],
-          [
-            "Connect JSON (HTTP/1.1)",
-            connectTarget(
-              kmsd.port,
-              "EncryptData",
-              { project_id: PROJECT, key_id: keyId, plain_text: plain },
-              token,
-            ),
-            "h1",
-          ],
-          [
-            "Connect JSON (HTTP/1.1) decrypt",
-            connectTarget(
-              kmsd.port,
-              "DecryptData",
-              { project_id: PROJECT, cipher_text: cipherText },
-              token,
-            ),
-            "h1",
-          ],
-          [
-            "REST (HTTP/1.1)",
-            restTarget(kmsd.port, "encrypt-data", { key_id: keyId, plain_text: plain }, token),
-            "h1",
-          ],
-          [
-            "REST (HTTP/1.1) decrypt",
-            restTarget(kmsd.port, "decrypt-data", { cipher_text: cipherText }, token),
-            "h1",
-          ],
-        ];
-        for (const [name, target, http] of cases) {
-          progress(`kmsd ${name} ${size} B`);
-          const result =
-            http === "h2" ? await h2load(target, load(kmsd)) : await wrk(target, load(kmsd));
-          const op = name.endsWith("decrypt") ? "DecryptData" : "EncryptData";
-          rows.push({
-            group: `${size} B`,
-            name: `${name.replace(/ decrypt$/, "")}, ${op}`,
-            result,
-            ...(base === undefined ? {} : { baseline: base }),
-          });
-        }
-      }
-    } finally {
-      await kmsd.stop();
-    }
-
-    // Audit off: the same server without the audit trail.
-    const auditOn = rows.find(
-      (row) => row.name === "REST (HTTP/1.1), EncryptData" && row.group === "8 B",
-    );
-    kmsd = await startKmsd({
-      pin: serverPin,
-      dataDir,
-      rootKey,
-      port: nextPort++,
-      args: ["--audit", "off"],
-    });
-    try {
-      const target = restTarget(
-        kmsd.port,
-        "encrypt-data",
-        { key_id: keyId, plain_text: "x".repeat(8) },
-        token,
+    for (const size of [8, 4096]) {
+      const plain = "x".repeat(size);
+      const baselineTarget = grpcTarget(
+        baseline.port,
+        "EncryptData",
+        toBinary(
+          EncryptDataRequestSchema,
+          create(EncryptDataRequestSchema, { keyId: "k", plainText: plain }),
+        ),
+        {},
       );
-      const off = await wrk(target, load(kmsd));
-      rows.push({ group: "audit", name: "REST EncryptData 8 B, audit off", result: off });
-      if (auditOn !== undefined) {
-        rows.push({
-          group: "audit",
-          name: "REST EncryptData 8 B, audit on (the 8 B row; ratio to audit off)",
-          result: auditOn.result,
-          baseline: off,
+      const cipherText = await encryptOnce(kmsd.port, token, keyId, plain);
+      const cases = kmsdCases(kmsd.port, token, keyId, plain, cipherText);
+      const baselineRuns: LoadResult[] = [];
+      const kmsdRows: Row[] = [];
+      for (const [name, target, http] of cases) {
+        progress(`baseline, then kmsd ${name} ${size} B`);
+        const adjacent = await h2load(baselineTarget, load(baseline));
+        baselineRuns.push(adjacent);
+        const result =
+          http === "h2" ? await h2load(target, load(kmsd)) : await wrk(target, load(kmsd));
+        const op = name.endsWith("decrypt") ? "DecryptData" : "EncryptData";
+        kmsdRows.push({
+          group: `${size} B`,
+          name: `${name.replace(/ decrypt$/, "")}, ${op}`,
+          result,
+          baseline: adjacent,
         });
       }
-    } finally {
-      await kmsd.stop();
-    }
-
-    // Many keys: requests spread over all of them.
-    const keyIds = await seedKeys(dataDir, rootKey, PROJECT, SPREAD_KEYS);
-    kmsd = await startKmsd({
-      pin: serverPin,
-      dataDir,
-      rootKey,
-      port: nextPort++,
-      args: ["--key-cache-size", String(SPREAD_KEYS + 100)],
-    });
-    let loadedRss = 0;
-    try {
-      const single = rows.find(
-        (row) => row.name === "REST (HTTP/1.1), EncryptData" && row.group === "8 B",
-      );
-      const target = restTarget(kmsd.port, "encrypt-data", {}, token);
-      progress(`encrypting once under each of ${keyIds.length} keys (cache warm-up)`);
-      const cold = await encryptUnderEveryKey(target, keyIds, IN_FLIGHT);
-      const script = spreadScript(keyIds, token);
-      const spread = await wrk(target, load(kmsd), script);
-      loadedRss = await kmsd.rssMb();
+      const rates = baselineRuns.map((run) => run.rps);
       rows.push({
-        group: "keys",
-        name: `REST EncryptData 8 B over ${keyIds.length.toLocaleString("en")} keys (ratio to one key)`,
-        result: spread,
-        ...(single === undefined ? {} : { baseline: single.result }),
-        note: `after one pass over every key (that pass, all cache misses: ${Math.round(cold.requests / cold.seconds).toLocaleString("en")} req/s, ${cold.failures} failures)`,
+        group: "baseline",
+        name: `grpc-js + AES-GCM, EncryptData ${size} B (median of its ${baselineRuns.length} runs)`,
+        result: median(baselineRuns),
+        note: `ran before each ${size} B row, which is a ratio to that run: ${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))} req/s`,
       });
-    } finally {
-      await kmsd.stop();
+      rows.push(...kmsdRows);
     }
 
-    // Workers.
-    const workerResults = new Map<number, LoadResult>();
-    for (const workers of [1, 2]) {
-      kmsd = await startKmsd({
-        pin: [],
+    // Audit on vs off: a second server without the audit trail, measured
+    // alternately with the first.
+    const auditOff = await start(
+      startKmsd({
+        pin: serverPin,
         dataDir,
         rootKey,
         port: nextPort++,
-        args: ["--workers", String(workers)],
-      });
-      try {
-        const target = restTarget(
-          kmsd.port,
-          "encrypt-data",
-          { key_id: keyId, plain_text: "x".repeat(8) },
-          token,
-        );
-        const result = await wrk(target, { ...load(kmsd), pin: [] });
-        workerResults.set(workers, result);
-        const one = workerResults.get(1);
-        rows.push({
-          group: "workers",
-          name: `REST EncryptData 8 B, --workers ${workers} (unpinned)`,
-          result,
-          ...(workers > 1 && one !== undefined ? { baseline: one } : {}),
-        });
-      } finally {
-        await kmsd.stop();
-      }
-    }
+        args: ["--audit", "off"],
+      }),
+    );
+    const encrypt8 = (server: Running) =>
+      restTarget(server.port, "encrypt-data", { key_id: keyId, plain_text: "x".repeat(8) }, token);
+    progress("audit on and off, alternately");
+    const [on, off] = await alternate(
+      () => wrk(encrypt8(kmsd), load(kmsd)),
+      () => wrk(encrypt8(auditOff), load(auditOff)),
+    );
+    rows.push({ group: "audit", name: "REST EncryptData 8 B, audit off", result: off });
+    rows.push({
+      group: "audit",
+      name: "REST EncryptData 8 B, audit on (ratio to audit off)",
+      result: on,
+      baseline: off,
+    });
+    await stopAll(running);
+
+    // Many keys: requests spread over all of them, alternately with
+    // requests under one key, on the same server.
+    const keyIds = await seedKeys(dataDir, rootKey, PROJECT, SPREAD_KEYS);
+    const spreadServer = await start(
+      startKmsd({
+        pin: serverPin,
+        dataDir,
+        rootKey,
+        port: nextPort++,
+        args: ["--key-cache-size", String(SPREAD_KEYS + 100)],
+      }),
+    );
+    const spreadTarget = restTarget(spreadServer.port, "encrypt-data", {}, token);
+    progress(`encrypting once under each of ${keyIds.length} keys (cache warm-up)`);
+    const cold = await encryptUnderEveryKey(spreadTarget, keyIds, IN_FLIGHT);
+    progress("many keys and one key, alternately");
+    const [spread, single] = await alternate(
+      () => wrk(spreadTarget, load(spreadServer), spreadScript(keyIds, token)),
+      () => wrk(encrypt8(spreadServer), load(spreadServer)),
+    );
+    const loadedRss = await spreadServer.rssMb();
+    rows.push({
+      group: "keys",
+      name: "REST EncryptData 8 B under one key (the same server)",
+      result: single,
+    });
+    rows.push({
+      group: "keys",
+      name: `REST EncryptData 8 B over ${keyIds.length.toLocaleString("en")} keys (ratio to one key)`,
+      result: spread,
+      baseline: single,
+      note: `after one pass over every key (that pass, all cache misses: ${fmt(cold.requests / cold.seconds)} req/s, ${cold.failures} failures)`,
+    });
+    await stopAll(running);
+
+    // Workers, unpinned (the load generator then competes with the second worker).
+    const workers1 = await start(
+      startKmsd({ pin: [], dataDir, rootKey, port: nextPort++, args: ["--workers", "1"] }),
+    );
+    const workers2 = await start(
+      startKmsd({ pin: [], dataDir, rootKey, port: nextPort++, args: ["--workers", "2"] }),
+    );
+    progress("--workers 1 and 2, alternately");
+    const [one, two] = await alternate(
+      () => wrk(encrypt8(workers1), { ...load(workers1), pin: [] }),
+      () => wrk(encrypt8(workers2), { ...load(workers2), pin: [] }),
+    );
+    rows.push({
+      group: "workers",
+      name: "REST EncryptData 8 B, --workers 1 (unpinned)",
+      result: one,
+    });
+    rows.push({
+      group: "workers",
+      name: "REST EncryptData 8 B, --workers 2 (unpinned)",
+      result: two,
+      baseline: one,
+    });
 
     await writeReport({ pinning, idleRss, loadedRss });
   } finally {
+    await stopAll(running);
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+type Case = [name: string, target: Target, http: "h2" | "h1"];
+
+/** The kmsd rows of a size group: encrypt and decrypt over every protocol. */
+function kmsdCases(
+  port: number,
+  token: string,
+  keyId: string,
+  plain: string,
+  cipherText: string,
+): Case[] {
+  const auth = { "x-auth-token": token };
+  const encrypt = { project_id: PROJECT, key_id: keyId, plain_text: plain };
+  const decrypt = { project_id: PROJECT, cipher_text: cipherText };
+  return [
+    [
+      "gRPC (h2c)",
+      grpcTarget(
+        port,
+        "EncryptData",
+        toBinary(
+          EncryptDataRequestSchema,
+          create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText: plain }),
+        ),
+        auth,
+      ),
+      "h2",
+    ],
+    [
+      "gRPC (h2c) decrypt",
+      grpcTarget(
+        port,
+        "DecryptData",
+        toBinary(
+          DecryptDataRequestSchema,
+          create(DecryptDataRequestSchema, { projectId: PROJECT, cipherText }),
+        ),
+        auth,
+      ),
+      "h2",
+    ],
+    ["Connect JSON (h2c)", connectTarget(port, "EncryptData", encrypt, token), "h2"],
+    ["Connect JSON (h2c) decrypt", connectTarget(port, "DecryptData", decrypt, token), "h2"],
+    ["Connect JSON (HTTP/1.1)", connectTarget(port, "EncryptData", encrypt, token), "h1"],
+    ["Connect JSON (HTTP/1.1) decrypt", connectTarget(port, "DecryptData", decrypt, token), "h1"],
+    [
+      "REST (HTTP/1.1)",
+      restTarget(port, "encrypt-data", { key_id: keyId, plain_text: plain }, token),
+      "h1",
+    ],
+    [
+      "REST (HTTP/1.1) decrypt",
+      restTarget(port, "decrypt-data", { cipher_text: cipherText }, token),
+      "h1",
+    ],
+  ];
+}
+
+/** Rounds of each measurement, alternating, for the pairs compared with each other. */
+const ALTERNATE_ROUNDS = 2;
+
+/**
+ * Measures `a` and `b` alternately and gives each one's median run: drift
+ * on a shared machine (it moves figures by ±20% over minutes) then hits
+ * both alike.
+ */
+async function alternate(
+  a: () => Promise<LoadResult>,
+  b: () => Promise<LoadResult>,
+): Promise<[LoadResult, LoadResult]> {
+  const runsA: LoadResult[] = [];
+  const runsB: LoadResult[] = [];
+  for (let round = 0; round < ALTERNATE_ROUNDS; round++) {
+    runsA.push(await a());
+    runsB.push(await b());
+  }
+  return [median(runsA), median(runsB)];
+}
+
+/** The run with the median rate (the lower middle one of an even count). */
+function median(runs: readonly LoadResult[]): LoadResult {
+  const sorted = [...runs].sort((x, y) => x.rps - y.rps);
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (middle === undefined) throw new Error("no runs to take a median of");
+  return middle;
+}
+
+async function stopAll(servers: Running[]): Promise<void> {
+  await Promise.all(servers.splice(0).map((server) => server.stop()));
 }
 
 /** wrk script: each request encrypts 8 bytes under a key drawn at random from all of them. */
@@ -356,6 +361,7 @@ async function writeReport(memory: {
     `- Machine: ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${fmt(totalmem() / 2 ** 30, 1)} GiB`,
     `- Node.js ${process.version}; ${memory.pinning ? "server pinned to core 0, load generator to core 1 (taskset)" : "no taskset: nothing pinned"}`,
     `- Each scenario: ${WARMUP} s warm-up, then ${SECONDS} s measured; ${IN_FLIGHT} requests in flight (h2load: 1 connection × ${IN_FLIGHT} streams; wrk: ${IN_FLIGHT} connections)`,
+    `- Each kmsd row of the 8 B and 4096 B groups runs right after a baseline run of the same size and is a ratio to that run; the pairs compared in the audit, keys and workers groups run alternately, ${ALTERNATE_ROUNDS} rounds each, and show their median runs`,
     `- Resident memory: ${fmt(memory.idleRss)} MB idle after start; ${fmt(memory.loadedRss)} MB under load with ${SPREAD_KEYS.toLocaleString("en")} keys cached`,
   ];
   const notes = rows
