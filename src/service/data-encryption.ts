@@ -32,18 +32,6 @@ function bindingOf(request: BindingFields): Binding {
   return { context: request.encryptionContext, aad: request.additionalAuthenticatedData };
 }
 
-/**
- * Whether the request carries any checksum: most carry none, and they skip
- * building the checks (several objects per request) altogether.
- */
-function carriesChecksums(request: BindingFields, ownChecksum: number | undefined): boolean {
-  return (
-    ownChecksum !== undefined ||
-    request.encryptionContextCrc32c !== undefined ||
-    request.additionalAuthenticatedDataCrc32c !== undefined
-  );
-}
-
 /** The checksums encrypt and decrypt share: the context's and the AAD's. */
 function bindingChecksums(request: BindingFields) {
   const context: ChecksummedField = {
@@ -61,20 +49,39 @@ function bindingChecksums(request: BindingFields) {
   return { context, aad };
 }
 
+/**
+ * Verifies the request's checksums (its own field's, then the binding's)
+ * before any crypto; false when it carries none, as most requests do: they
+ * skip building the checks (several objects per request) altogether.
+ */
+function verifyRequestChecksums<Own extends string>(
+  request: BindingFields,
+  name: Own,
+  own: ChecksummedField,
+): Record<Own | "context" | "aad", boolean> | false {
+  if (
+    own.crc32c === undefined &&
+    request.encryptionContextCrc32c === undefined &&
+    request.additionalAuthenticatedDataCrc32c === undefined
+  ) {
+    return false;
+  }
+  const fields = { [name]: own, ...bindingChecksums(request) } as Record<
+    Own | "context" | "aad",
+    ChecksummedField
+  >;
+  return verifyChecksums(fields) ?? false;
+}
+
 export function encryptDataHandler(crypto: KeyCrypto): EncryptData {
   return async (request) => {
     const plaintext = Buffer.from(request.plainText, "utf8");
-    const verified =
-      carriesChecksums(request, request.plainTextCrc32c) &&
-      verifyChecksums({
-        plainText: {
-          field: "plain_text",
-          crc32c: request.plainTextCrc32c,
-          bytes: () => plaintext,
-          code: "KMS.2101",
-        },
-        ...bindingChecksums(request),
-      });
+    const verified = verifyRequestChecksums(request, "plainText", {
+      field: "plain_text",
+      crc32c: request.plainTextCrc32c,
+      bytes: () => plaintext,
+      code: "KMS.2101",
+    });
     const key = await crypto.usableKey(request.projectId, request.keyId);
     assertAlgorithm(key, request.encryptionAlgorithm, "encryption_algorithm");
     const ciphertext = await crypto.seal(key, plaintext, bindingOf(request));
@@ -94,17 +101,12 @@ export function encryptDataHandler(crypto: KeyCrypto): EncryptData {
 export function decryptDataHandler(crypto: KeyCrypto): DecryptData {
   return async (request) => {
     const ciphertext = decodeCipherText(request.cipherText, "base64");
-    const verified =
-      carriesChecksums(request, request.cipherTextCrc32c) &&
-      verifyChecksums({
-        cipherText: {
-          field: "cipher_text",
-          crc32c: request.cipherTextCrc32c,
-          bytes: () => ciphertext,
-          code: "KMS.2201",
-        },
-        ...bindingChecksums(request),
-      });
+    const verified = verifyRequestChecksums(request, "cipherText", {
+      field: "cipher_text",
+      crc32c: request.cipherTextCrc32c,
+      bytes: () => ciphertext,
+      code: "KMS.2201",
+    });
     const found = await crypto.keyForCiphertext(request.projectId, ciphertext, request.keyId);
     assertAlgorithm(found.key, request.encryptionAlgorithm, "encryption_algorithm");
     const plaintext = crypto.open(found, ciphertext, bindingOf(request));
