@@ -96,8 +96,13 @@ export class Http2Exchange implements Exchange {
   closeAfterAnswer(): void {
     const stream = this.stream;
     // After a complete answer, NO_ERROR tells the client to stop sending
-    // (RFC 9113 §8.1) without discarding the answer it already has.
-    const close = () => stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    // (RFC 9113 §8.1) without discarding the answer it already has. The
+    // answer must be on the wire first: node writes a session's frames from
+    // an immediate it schedules when they are queued, and on Node 22 an
+    // RST_STREAM submitted at 'finish' went out ahead of the answer's
+    // HEADERS, which clients then never saw ("Received RST_STREAM with code
+    // 0"). An immediate of our own runs after node's.
+    const close = () => setImmediate(() => stream.close(http2.constants.NGHTTP2_NO_ERROR));
     if (stream.headersSent) close();
     else stream.once("finish", close);
   }
