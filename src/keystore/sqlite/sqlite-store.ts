@@ -30,6 +30,7 @@ import { AccessTables } from "./access-tables.js";
 import { type AuditChain, AuditTable, openAuditConnection } from "./audit-table.js";
 import { ChangeFeed } from "./change-feed.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
+import { sqliteUnsupportedReason } from "./node-support.js";
 import { isConstraintViolation, writeTransaction } from "./sql.js";
 
 export interface SqliteStoreOptions {
@@ -50,6 +51,8 @@ export type SqliteStore = Store & { readonly path: string };
 const BUSY_TIMEOUT_MS = 5000;
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  const unsupported = sqliteUnsupportedReason();
+  if (unsupported !== undefined) throw new Error(unsupported);
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const path = join(options.dataDir, options.fileName ?? "kmsd.db");
   const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
