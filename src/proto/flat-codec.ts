@@ -89,25 +89,24 @@ function flatKind(field: DescField): FlatKind | undefined {
 function createFlatCodec(schema: DescMessage): FlatCodec | undefined {
   if (schema.file.edition !== Edition.EDITION_PROTO3 || schema.oneofs.length > 0) return undefined;
   const fields: FlatField[] = [];
+  // JSON names a field by its proto name or its JSON name.
+  const byJsonKey = new Map<string, FlatField>();
   for (const field of schema.fields) {
     const kind = flatKind(field);
     if (kind === undefined || field.number > 0x0fffffff) return undefined;
-    fields.push({
+    const flat: FlatField = {
       number: field.number,
       localName: field.localName,
       name: field.name,
       kind,
       explicit: field.presence === FeatureSet_FieldPresence.EXPLICIT,
-    });
+    };
+    fields.push(flat);
+    byJsonKey.set(field.name, flat).set(field.jsonName, flat);
   }
   // protobuf-es writes fields in field-number order.
   fields.sort((a, b) => a.number - b.number);
   const byNumber = new Map(fields.map((field) => [field.number, field]));
-  const byJsonKey = new Map<string, FlatField>();
-  for (const field of schema.fields) {
-    const flat = byNumber.get(field.number);
-    if (flat !== undefined) byJsonKey.set(field.name, flat).set(field.jsonName, flat);
-  }
   const hasMap = fields.some((field) => field.kind === "string-map");
   const typeName = schema.typeName;
 

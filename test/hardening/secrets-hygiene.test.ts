@@ -12,8 +12,10 @@ import { runCli } from "../audit/cli-helpers.js";
 import { SignedGrpc, signingInterceptor } from "../auth/helpers.js";
 import {
   createKmsGrpcClient,
+  type GrpcMessage,
   isGrpcCallError,
   type KmsGrpcClient,
+  type KmsMethod,
 } from "../support/grpc-client.js";
 import { removeDir, TEST_ROOT_KEY, tempDataDir } from "../support/kmsd.js";
 import { type ReadyServer, spawnReadyServer } from "../support/serve-process.js";
@@ -110,7 +112,12 @@ function grpcFailureText(error: unknown): string {
   return `${error.code} ${error.details} ${JSON.stringify(error.metadata.toJSON())}`;
 }
 
-function connectFailureText(error: unknown): string {
+/** The failure of a Connect call that must fail, as text. */
+async function connectFailure(call: Promise<unknown>): Promise<string> {
+  const error = await call.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
   expect(error).toBeInstanceOf(ConnectError);
   const failure = error as ConnectError;
   const metadata: string[] = [];
@@ -383,6 +390,9 @@ describe("secrets hygiene", () => {
     try {
       const metadata = new grpc.Metadata();
       metadata.set("x-auth-token", adminToken);
+      /** The answer of a gRPC call that must fail, as text. */
+      const grpcFailure = async (method: KmsMethod, request: GrpcMessage, sent = metadata) =>
+        grpcFailureText(await grpcClient.call(method, request, sent).catch((e: unknown) => e));
       const grpcPlain = keep("gRPC plaintext", canary("plain-grpc")) as string;
       const sealed = await grpcClient.call(
         "EncryptData",
@@ -412,61 +422,33 @@ describe("secrets hygiene", () => {
       const wrongToken = new grpc.Metadata();
       wrongToken.set("x-auth-token", badToken);
       errorAnswers.push(
-        grpcFailureText(
-          await grpcClient
-            .call(
-              "EncryptData",
-              { project_id: P, key_id: keyId, plain_text: grpcPlain },
-              wrongToken,
-            )
-            .catch((e: unknown) => e),
+        await grpcFailure(
+          "EncryptData",
+          { project_id: P, key_id: keyId, plain_text: grpcPlain },
+          wrongToken,
         ),
       );
       errorAnswers.push(
-        grpcFailureText(
-          await grpcClient
-            .call(
-              "DecryptData",
-              {
-                project_id: P,
-                cipher_text: `${String(sealed.cipher_text).slice(0, -12)}AAAAAAAAAAA=`,
-              },
-              metadata,
-            )
-            .catch((e: unknown) => e),
-        ),
+        await grpcFailure("DecryptData", {
+          project_id: P,
+          cipher_text: `${String(sealed.cipher_text).slice(0, -12)}AAAAAAAAAAA=`,
+        }),
       );
       errorAnswers.push(
-        grpcFailureText(
-          await grpcClient
-            .call(
-              "EncryptData",
-              {
-                project_id: P,
-                key_id: keepIdentifier("gRPC key id secret", canary("grpc-keyid")),
-                plain_text: grpcPlain,
-              },
-              metadata,
-            )
-            .catch((e: unknown) => e),
-        ),
+        await grpcFailure("EncryptData", {
+          project_id: P,
+          key_id: keepIdentifier("gRPC key id secret", canary("grpc-keyid")),
+          plain_text: grpcPlain,
+        }),
       );
       errorAnswers.push(
-        grpcFailureText(
-          await grpcClient
-            .call(
-              "EncryptData",
-              {
-                project_id: P,
-                key_id: keyId,
-                plain_text: (
-                  keep("gRPC long plaintext", canary("plain-grpc-long")) as string
-                ).repeat(200),
-              },
-              metadata,
-            )
-            .catch((e: unknown) => e),
-        ),
+        await grpcFailure("EncryptData", {
+          project_id: P,
+          key_id: keyId,
+          plain_text: (keep("gRPC long plaintext", canary("plain-grpc-long")) as string).repeat(
+            200,
+          ),
+        }),
       );
       const grpcData = await grpcClient.call(
         "CreateDatakey",
@@ -523,37 +505,31 @@ describe("secrets hygiene", () => {
     const connectRandom = await connect.genRandom({ projectId: P, randomDataLength: "256" });
     keep("Connect random data", Buffer.from(connectRandom.randomData, "hex"));
     errorAnswers.push(
-      connectFailureText(
-        await connect
-          .decryptData({
-            projectId: P,
-            cipherText: `${connectSealed.cipherText.slice(0, -12)}AAAAAAAAAAA=`,
-          })
-          .catch((e: unknown) => e),
+      await connectFailure(
+        connect.decryptData({
+          projectId: P,
+          cipherText: `${connectSealed.cipherText.slice(0, -12)}AAAAAAAAAAA=`,
+        }),
       ),
     );
     errorAnswers.push(
-      connectFailureText(
-        await connect
-          .encryptData({
-            projectId: P,
-            keyId,
-            plainText: (
-              keep("Connect long plaintext", canary("plain-connect-long")) as string
-            ).repeat(200),
-          })
-          .catch((e: unknown) => e),
+      await connectFailure(
+        connect.encryptData({
+          projectId: P,
+          keyId,
+          plainText: (
+            keep("Connect long plaintext", canary("plain-connect-long")) as string
+          ).repeat(200),
+        }),
       ),
     );
     errorAnswers.push(
-      connectFailureText(
-        await connect
-          .encryptData({
-            projectId: P,
-            keyId: keepIdentifier("Connect key id secret", canary("connect-keyid")),
-            plainText: "x",
-          })
-          .catch((e: unknown) => e),
+      await connectFailure(
+        connect.encryptData({
+          projectId: P,
+          keyId: keepIdentifier("Connect key id secret", canary("connect-keyid")),
+          plainText: "x",
+        }),
       ),
     );
     const badConnect = createClient(
@@ -572,10 +548,8 @@ describe("secrets hygiene", () => {
       }),
     );
     errorAnswers.push(
-      connectFailureText(
-        await badConnect
-          .encryptData({ projectId: P, keyId, plainText: connectPlain })
-          .catch((e: unknown) => e),
+      await connectFailure(
+        badConnect.encryptData({ projectId: P, keyId, plainText: connectPlain }),
       ),
     );
 
