@@ -7,7 +7,7 @@ const CHAIN_KEY_META = "audit_chain_key";
 const BINDING = { purpose: "audit key", id: "chain", version: 1 } as const;
 
 export interface AuditKeys {
-  /** Keys the chain hashes (src/audit/chain.ts). */
+  /** Keys the seals (src/audit/chain.ts). */
   readonly chain: KeyObject;
   /** Keys the hashes of encryption context values in audit records. */
   readonly contextValues: KeyObject;

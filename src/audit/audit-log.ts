@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { AuditEntry, AuditStore } from "../keystore/audit-types.js";
 import type { Logger } from "../observability/logger.js";
 import type { AuditKeys } from "./audit-keys.js";
-import { chainHash } from "./chain.js";
+import { sealEntries } from "./chain.js";
 
 /** First wait before retrying a failed write, in ms; it doubles up to MAX_RETRY_MS. */
 const RETRY_MS = 100;
@@ -106,9 +106,7 @@ export class AuditLog {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.maxBatch);
       try {
-        await this.store.appendAudit(batch, (prevHash, seq, entry) =>
-          chainHash(this.keys.chain, prevHash, seq, entry),
-        );
+        await this.store.appendAudit(sealEntries(this.keys.chain, batch));
       } catch (error) {
         // Keep the entries in front: they go out with the next write, ahead
         // of everything recorded meanwhile.

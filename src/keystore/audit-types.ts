@@ -4,7 +4,7 @@
  * plaintext, ciphertext, key material, secret keys or tokens).
  */
 
-/** The prevHash of the first record. */
+/** What the first record, or the first append, chains from. */
 export const GENESIS_HASH = "0".repeat(64);
 
 /**
@@ -34,18 +34,35 @@ export interface AuditEntry {
   readonly context: Readonly<Record<string, string>>;
 }
 
-export interface AuditRecord extends AuditEntry {
+/**
+ * How a record is protected. 1: a record from before format 2 (schema
+ * migrations turned its columns into `text`), carrying its own chain hash as
+ * its seal. 2: sealed with the other records of its append: see
+ * src/audit/chain.ts.
+ */
+export type AuditFormat = 1 | 2;
+
+/** A record as the store keeps it. */
+export interface StoredAuditRecord {
   /** Position in the trail, from 1, without gaps. */
   readonly seq: number;
-  /** The previous record's hash (the genesis value for seq 1). */
-  readonly prevHash: string;
-  /** Chain hash over prevHash and this record (see src/audit/chain.ts). */
-  readonly hash: string;
+  /** The entry's time and project again, for queries; `text` is authoritative. */
+  readonly time: number;
+  readonly projectId: string;
+  /** The entry as a JSON object; in format 2 the exact text its seal covers. */
+  readonly text: string;
+  /** Hex HMAC; on the last record of every append (format 2) and on every format 1 record. */
+  readonly seal: string | undefined;
+  readonly format: AuditFormat;
 }
+
+/** A stored record with its entry read out of its text. */
+export interface AuditRecord extends AuditEntry, StoredAuditRecord {}
 
 export interface AuditHead {
   readonly seq: number;
-  readonly hash: string;
+  /** The newest record's seal (undefined only if rows were added behind kmsd's back). */
+  readonly seal: string | undefined;
 }
 
 export interface AuditQuery {
@@ -57,18 +74,20 @@ export interface AuditQuery {
   readonly limit: number;
 }
 
+/** Makes the records of one append from the head it continues (see appendAudit). */
+export type AuditBuild = (head: AuditHead | undefined) => readonly StoredAuditRecord[];
+
 export interface AuditStore {
   /**
-   * Appends entries in order, in one transaction that reads the current head
-   * itself, so that processes appending to the same store keep one unbroken
-   * chain. `chain(prev, seq, entry)` computes each record's hash.
+   * Appends the records `build` makes from the current head (undefined for
+   * an empty trail), in one transaction that reads the head under the write
+   * lock, so that processes appending to the same store keep one unbroken
+   * trail. The records must continue the head's seq; when `build` throws,
+   * nothing is written and the error is rethrown.
    */
-  appendAudit(
-    entries: readonly AuditEntry[],
-    chain: (prevHash: string, seq: number, entry: AuditEntry) => string,
-  ): Promise<void>;
+  appendAudit(build: AuditBuild): Promise<void>;
   /** Records in seq order. */
-  readAudit(query: AuditQuery): Promise<AuditRecord[]>;
-  /** The newest record's seq and hash; undefined for an empty trail. */
+  readAudit(query: AuditQuery): Promise<StoredAuditRecord[]>;
+  /** The newest record's seq and seal; undefined for an empty trail. */
   auditHead(): Promise<AuditHead | undefined>;
 }

@@ -10,7 +10,7 @@ import {
   type Role,
   type TokenRecord,
 } from "./access-types.js";
-import { type AuditEntry, type AuditRecord, NO_CONTEXT } from "./audit-types.js";
+import type { StoredAuditRecord } from "./audit-types.js";
 import {
   type ChangeKind,
   type KeyChange,
@@ -73,19 +73,10 @@ export interface TokenRow {
 export interface AuditRow {
   seq: number;
   time: number;
-  request_id: string;
-  protocol: string;
   project_id: string;
-  principal: string;
-  operation: string;
-  key_id: string;
-  sequence: string;
-  outcome: string;
-  latency_us: number;
-  /** The context as the JSON text it was stored as. */
-  context: string;
-  prev_hash: string;
-  hash: string;
+  record: string;
+  seal: string | null;
+  format: number;
 }
 
 export interface ChangeRow {
@@ -107,8 +98,10 @@ export const CREDENTIAL_COLUMNS = `access_key, project_id, role, wrapped_secret,
 export const TOKEN_COLUMNS = `token_id, token_hash, project_id, role, created_at, expires_at,
   revoked_at, description`;
 
-export const AUDIT_COLUMNS = `seq, time, request_id, protocol, project_id, principal, operation,
-  key_id, sequence, outcome, latency_us, context, prev_hash, hash`;
+export const AUDIT_COLUMNS = "seq, time, project_id, record, seal, format";
+
+/** The columns an append writes: AUDIT_COLUMNS and the running maximum of time. */
+export const AUDIT_INSERT_COLUMNS = `${AUDIT_COLUMNS}, time_bound`;
 
 const KEY_STATES: ReadonlySet<string> = new Set(Object.values(KeyState));
 const ROLES: ReadonlySet<string> = new Set<Role>(["admin", "user"]);
@@ -210,94 +203,37 @@ export function toChange(row: ChangeRow): KeyChange {
   return { seq: row.seq, kind: row.kind, projectId: row.project_id, keyId: row.key_id };
 }
 
-function isEmpty(record: object): boolean {
-  for (const _ in record) return false;
-  return true;
-}
-
-function isStringRecord(value: unknown): value is Record<string, string> {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    !Array.isArray(value) &&
-    Object.values(value).every((v) => typeof v === "string")
-  );
-}
-
-/**
- * Exactly the AuditEntry fields, so that what `chain` hashes is what the
- * table stores and readAudit returns: a verifier recomputing hashes from
- * read records must get the same input.
- */
-export function copyAuditEntry(entry: AuditEntry): AuditEntry {
-  if (!isStringRecord(entry.context)) {
-    // Stored, it would make every later readAudit over it fail.
-    throw new TypeError(`audit entry ${entry.requestId}: context must map strings to strings`);
-  }
-  return {
-    time: entry.time,
-    requestId: entry.requestId,
-    protocol: entry.protocol,
-    projectId: entry.projectId,
-    principal: entry.principal,
-    operation: entry.operation,
-    keyId: entry.keyId,
-    sequence: entry.sequence,
-    outcome: entry.outcome,
-    latencyUs: entry.latencyUs,
-    context: isEmpty(entry.context) ? NO_CONTEXT : { ...entry.context },
-  };
-}
-
-export function toAuditRecord(row: AuditRow): AuditRecord {
-  const context: unknown = JSON.parse(row.context);
-  if (!isStringRecord(context)) {
-    throw new Error(`audit record ${row.seq} has a malformed context`);
+export function toStoredAuditRecord(row: AuditRow): StoredAuditRecord {
+  if (row.format !== 1 && row.format !== 2) {
+    throw new Error(`audit record ${row.seq} has an unknown format ${row.format}`);
   }
   return {
     seq: row.seq,
     time: row.time,
-    requestId: row.request_id,
-    protocol: row.protocol,
     projectId: row.project_id,
-    principal: row.principal,
-    operation: row.operation,
-    keyId: row.key_id,
-    sequence: row.sequence,
-    outcome: row.outcome,
-    latencyUs: row.latency_us,
-    context,
-    prevHash: row.prev_hash,
-    hash: row.hash,
+    text: row.record,
+    seal: row.seal ?? undefined,
+    format: row.format,
   };
 }
 
 /**
- * Appends an audit record's column values, in AUDIT_COLUMNS order, to the
- * parameters of a multi-row INSERT (pushed one by one: a temporary array
- * per record, spread into the parameters, cost more on this hot loop).
+ * Appends an audit record's column values, in AUDIT_INSERT_COLUMNS order,
+ * to the parameters of a multi-row INSERT (pushed one by one: a temporary
+ * array per record, spread into the parameters, cost more on this hot loop).
  */
 export function pushAuditValues(
   values: unknown[],
-  seq: number,
-  entry: AuditEntry,
-  prevHash: string,
-  hash: string,
+  record: StoredAuditRecord,
+  timeBound: number,
 ): void {
   values.push(
-    seq,
-    entry.time,
-    entry.requestId,
-    entry.protocol,
-    entry.projectId,
-    entry.principal,
-    entry.operation,
-    entry.keyId,
-    entry.sequence,
-    entry.outcome,
-    entry.latencyUs,
-    JSON.stringify(entry.context),
-    prevHash,
-    hash,
+    record.seq,
+    record.time,
+    record.projectId,
+    record.text,
+    record.seal ?? null,
+    record.format,
+    timeBound,
   );
 }

@@ -18,9 +18,11 @@ import {
 } from "./cli-helpers.js";
 
 /**
- * The audit trail is a keyed hash chain: `kmsd audit verify` accepts a real
- * trail and names the record where a changed, deleted or reordered record
- * breaks it, even when the attacker recomputes hashes without the key.
+ * The audit trail is sealed: the last record of every append carries a keyed
+ * HMAC over the seal before it and every record since. `kmsd audit verify`
+ * accepts a real trail and names where a changed, deleted, reordered or
+ * added record breaks it, even when the attacker recomputes seals without
+ * the key.
  */
 
 const P = "pchain";
@@ -28,22 +30,25 @@ const dirs: string[] = [];
 let dataDir: string;
 let records: AuditJson[];
 
-/** The columns of audit_records besides seq. */
-const CONTENT_COLUMNS = [
-  "time",
-  "request_id",
-  "protocol",
-  "project_id",
-  "principal",
-  "operation",
-  "key_id",
-  "sequence",
-  "outcome",
-  "latency_us",
-  "context",
-  "prev_hash",
-  "hash",
-];
+/** The first record of the append holding record `seq`: the one after the previous seal. */
+function appendStart(seq: number): number {
+  const sealedBefore = records.filter((record) => record.seq < seq && record.seal !== null);
+  return (sealedBefore.at(-1)?.seq ?? 0) + 1;
+}
+
+/** The newest sealed record whose seq is at most `seq`. */
+function sealedAtOrBefore(seq: number): AuditJson {
+  const found = records.filter((record) => record.seq <= seq && record.seal !== null).at(-1);
+  if (found === undefined) throw new Error(`no sealed record at or before ${seq}`);
+  return found;
+}
+
+/** The seal as kmsd computes it, but with plain SHA-256 instead of the keyed HMAC. */
+function unkeyedSeal(prevSeal: string, rows: readonly { seq: number; record: string }[]): string {
+  const hash = createHash("sha256").update(`kmsd audit seal v2\n${prevSeal}\n`);
+  for (const row of rows) hash.update(`${row.seq}\n${row.record}\n`);
+  return hash.digest("hex");
+}
 
 /** A fresh copy of the trail's data directory, changed through SQLite by `tamper`. */
 async function tampered(tamper: (db: Database.Database) => void): Promise<string> {
@@ -98,42 +103,78 @@ describe("kmsd audit verify", () => {
   it("accepts a real trail: exit 0, how many records, and the head", async () => {
     expect(records.length).toBeGreaterThanOrEqual(20);
     const head = records.at(-1);
+    expect(head?.seal).toMatch(/^[0-9a-f]{64}$/);
     const { code, report } = await verifyAudit(dataDir);
     expect(code).toBe(0);
     expect(report).toEqual({
       ok: true,
       verified: records.length,
-      head: { seq: head?.seq, hash: head?.hash, time: head?.time },
+      head: { seq: head?.seq, seal: head?.seal, time: head?.time },
     });
   });
 
-  it("names the record whose field was changed", async () => {
+  it("names the append whose record was changed, and the last good seal before it", async () => {
     const copy = await tampered((db) => {
-      db.prepare("UPDATE audit_records SET outcome = 'OK' WHERE seq = 7").run();
       db.prepare(
-        "UPDATE audit_records SET principal = 'token:tok-someone-else' WHERE seq = 7",
+        `UPDATE audit_records SET record = json_set(record, '$.outcome', 'OK',
+          '$.principal', 'token:tok-someone-else') WHERE seq = 7`,
       ).run();
     });
     const { code, report, stderr } = await verifyAudit(copy);
+    const start = appendStart(7);
     expect(code).toBe(1);
-    expect(report).toMatchObject({ ok: false, verified: 6, broken_at: 7 });
-    expect(report.reason).toMatch(/record 7 does not match its hash/);
-    expect(report.last_good).toMatchObject({ seq: 6, hash: records[5]?.hash });
-    expect(stderr).toMatch(/breaks at record 7/);
+    expect(report).toMatchObject({ ok: false, verified: start - 1, broken_at: start });
+    expect(report.reason).toMatch(
+      /do(es)? not match (its|their) seal: (it|one of them) was changed/,
+    );
+    if (start > 1) {
+      expect(report.last_good).toMatchObject({ seq: start - 1, seal: records[start - 2]?.seal });
+    }
+    expect(stderr).toMatch(new RegExp(`breaks at record ${start}`));
   });
 
   it.each([
-    ["time", "time = time + 1"],
-    ["latency", "latency_us = latency_us + 1"],
-    ["context", `context = '{"n":"00000000000000000000000000000000"}'`],
-    ["key id", "key_id = ''"],
+    [
+      "latency",
+      `record = json_set(record, '$.latencyUs', json_extract(record, '$.latencyUs') + 1)`,
+    ],
+    ["context", `record = json_set(record, '$.context.n', '00000000000000000000000000000000')`],
+    ["key id", `record = json_set(record, '$.keyId', '')`],
+    ["text's spacing", `record = replace(record, '","', '", "')`],
   ])("detects a change of the %s alone", async (_name, set) => {
     const copy = await tampered((db) => {
       db.prepare(`UPDATE audit_records SET ${set} WHERE seq = 10`).run();
     });
     const { code, report } = await verifyAudit(copy);
     expect(code).toBe(1);
-    expect(report).toMatchObject({ ok: false, broken_at: 10, verified: 9 });
+    expect(report).toMatchObject({
+      ok: false,
+      broken_at: appendStart(10),
+      verified: appendStart(10) - 1,
+    });
+  });
+
+  it.each([
+    ["time", "time = time + 1"],
+    ["project", "project_id = 'elsewhere'"],
+  ])("names the record whose %s column no longer agrees with its text", async (_name, set) => {
+    const copy = await tampered((db) => {
+      db.prepare(`UPDATE audit_records SET ${set} WHERE seq = 10`).run();
+    });
+    const { code, report } = await verifyAudit(copy);
+    expect(code).toBe(1);
+    expect(report).toMatchObject({ ok: false, broken_at: 10, verified: appendStart(10) - 1 });
+    expect(report.reason).toMatch(/record 10 is malformed: its time or project column was changed/);
+  });
+
+  it("names a record whose text is not an audit entry", async () => {
+    const copy = await tampered((db) => {
+      db.prepare(`UPDATE audit_records SET record = '[]' WHERE seq = 4`).run();
+    });
+    const { code, report } = await verifyAudit(copy);
+    expect(code).toBe(1);
+    expect(report).toMatchObject({ ok: false, broken_at: 4 });
+    expect(report.reason).toMatch(/record 4 is malformed: its text is not a JSON object/);
   });
 
   it("names the gap a deleted record leaves", async () => {
@@ -142,7 +183,7 @@ describe("kmsd audit verify", () => {
     });
     const { code, report } = await verifyAudit(copy);
     expect(code).toBe(1);
-    expect(report).toMatchObject({ ok: false, verified: 8, broken_at: 9 });
+    expect(report).toMatchObject({ ok: false, verified: appendStart(9) - 1, broken_at: 9 });
     expect(report.reason).toMatch(/record 9 is missing \(next present is 10\)/);
   });
 
@@ -159,17 +200,22 @@ describe("kmsd audit verify", () => {
     });
     const { code, report } = await verifyAudit(copy);
     expect(code).toBe(1);
-    expect(report).toMatchObject({ ok: false, verified: 8, broken_at: 9 });
-    expect(report.reason).toMatch(/does not follow the record before it/);
+    expect(report).toMatchObject({
+      ok: false,
+      verified: appendStart(9) - 1,
+      broken_at: appendStart(9),
+    });
+    expect(report.reason).toMatch(/not match (its|their) seal/);
   });
 
   it("names where two swapped records break the chain", async () => {
     const copy = await tampered((db) => {
       const read = db.prepare<[number], Record<string, unknown>>(
-        `SELECT ${CONTENT_COLUMNS.join(", ")} FROM audit_records WHERE seq = ?`,
+        "SELECT time, time_bound, project_id, record FROM audit_records WHERE seq = ?",
       );
       const write = db.prepare(
-        `UPDATE audit_records SET ${CONTENT_COLUMNS.map((c) => `${c} = @${c}`).join(", ")} WHERE seq = @seq`,
+        `UPDATE audit_records SET time = @time, time_bound = @time_bound,
+          project_id = @project_id, record = @record WHERE seq = @seq`,
       );
       const a = read.get(5);
       const b = read.get(8);
@@ -178,73 +224,86 @@ describe("kmsd audit verify", () => {
     });
     const { code, report } = await verifyAudit(copy);
     expect(code).toBe(1);
-    expect(report).toMatchObject({ ok: false, verified: 4, broken_at: 5 });
-    expect(report.reason).toMatch(/reordered/);
+    expect(report).toMatchObject({
+      ok: false,
+      verified: appendStart(5) - 1,
+      broken_at: appendStart(5),
+    });
+    expect(report.reason).toMatch(/not match (its|their) seal/);
   });
 
-  it("detects a change whose hashes were recomputed with plain SHA-256: the chain is keyed", async () => {
+  it("detects a change whose seals were recomputed with plain SHA-256: the seals are keyed", async () => {
+    const start = appendStart(6);
     const copy = await tampered((db) => {
       // An attacker who can write the store but has no root key rewrites
-      // record 6 and re-links every later record with unkeyed hashes.
-      type Row = Record<string, unknown> & { seq: number; prev_hash: string };
+      // record 6 and reseals every later append without the key.
+      db.prepare(
+        `UPDATE audit_records SET record = json_set(record, '$.outcome', 'OK') WHERE seq = 6`,
+      ).run();
       const rows = db
-        .prepare<[], Row>("SELECT * FROM audit_records WHERE seq >= 6 ORDER BY seq")
-        .all();
-      const update = db.prepare(
-        "UPDATE audit_records SET outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-      );
-      let prev = rows[0]?.prev_hash ?? "";
+        .prepare<[number], { seq: number; record: string; seal: string | null }>(
+          "SELECT seq, record, seal FROM audit_records WHERE seq >= ? ORDER BY seq",
+        )
+        .all(start);
+      const reseal = db.prepare("UPDATE audit_records SET seal = ? WHERE seq = ?");
+      let prev = start === 1 ? "0".repeat(64) : (records[start - 2]?.seal ?? "");
+      let open: { seq: number; record: string }[] = [];
       for (const row of rows) {
-        const outcome = row.seq === 6 ? "OK" : row.outcome;
-        const fields = [
-          row.seq,
-          prev,
-          row.time,
-          row.request_id,
-          row.protocol,
-          row.project_id,
-          row.principal,
-          row.operation,
-          row.key_id,
-          row.sequence,
-          outcome,
-          row.latency_us,
-          Object.entries(JSON.parse(String(row.context)) as Record<string, string>).sort(),
-        ];
-        const hash = createHash("sha256").update(JSON.stringify(fields)).digest("hex");
-        update.run(outcome, prev, hash, row.seq);
-        prev = hash;
+        open.push(row);
+        if (row.seal === null) continue;
+        prev = unkeyedSeal(prev, open);
+        reseal.run(prev, row.seq);
+        open = [];
       }
     });
     const { code, report } = await verifyAudit(copy);
     expect(code).toBe(1);
-    expect(report).toMatchObject({ ok: false, verified: 5, broken_at: 6 });
-    expect(report.reason).toMatch(/record 6 does not match its hash/);
+    expect(report).toMatchObject({ ok: false, verified: start - 1, broken_at: start });
   });
 
-  it("cutting records off the end passes alone, but fails against the head verify printed", async () => {
+  it("names records added without a seal after the last one kmsd sealed", async () => {
+    const head = records.at(-1);
+    const copy = await tampered((db) => {
+      db.prepare(
+        `INSERT INTO audit_records (seq, time, time_bound, project_id, record, seal, format)
+          SELECT seq + 1, time, time_bound, project_id, record, NULL, 2
+          FROM audit_records WHERE seq = ?`,
+      ).run(head?.seq);
+    });
+    const { code, report } = await verifyAudit(copy);
+    expect(code).toBe(1);
+    expect(report).toMatchObject({
+      ok: false,
+      verified: head?.seq,
+      broken_at: (head?.seq ?? 0) + 1,
+    });
+    expect(report.reason).toMatch(/carry no seal: they were not written by kmsd/);
+  });
+
+  it("cutting appends off the end passes alone, but fails against the head verify printed", async () => {
     const { report: before } = await verifyAudit(dataDir);
     const head = before.head;
     expect(head).toBeTruthy();
-    const known = `${head?.seq}:${head?.hash}`;
+    const known = `${head?.seq}:${head?.seal}`;
     expect((await verifyAudit(dataDir, ["--head", known])).code).toBe(0);
+    const keep = sealedAtOrBefore((head?.seq ?? 0) - 3).seq;
 
     const copy = await tampered((db) => {
-      db.prepare("DELETE FROM audit_records WHERE seq > ?").run((head?.seq ?? 0) - 3);
+      db.prepare("DELETE FROM audit_records WHERE seq > ?").run(keep);
     });
     // The documented limit: the rest of the chain is intact.
     const alone = await verifyAudit(copy);
     expect(alone.code).toBe(0);
-    expect(alone.report.verified).toBe((head?.seq ?? 0) - 3);
+    expect(alone.report.verified).toBe(keep);
     // Against the head recorded elsewhere, the cut shows.
     const against = await verifyAudit(copy, ["--head", known]);
     expect(against.code).toBe(1);
-    expect(against.report).toMatchObject({ ok: false, broken_at: (head?.seq ?? 0) - 2 });
+    expect(against.report).toMatchObject({ ok: false, broken_at: keep + 1 });
     expect(against.report.reason).toMatch(/removed from its end/);
     // A malformed --head is a usage error.
     const bad = await runCli(["audit", "verify", "--head", "12:nothex"], dataDir);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--head must be <seq>:<hash>/);
+    expect(bad.stderr).toMatch(/--head must be <seq>:<seal>/);
   });
 });
 

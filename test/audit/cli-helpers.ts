@@ -56,8 +56,8 @@ export interface AuditJson {
   readonly outcome: string;
   readonly latency_us: number;
   readonly context: Record<string, string>;
-  readonly prev_hash: string;
-  readonly hash: string;
+  readonly format: 1 | 2;
+  readonly seal: string | null;
 }
 
 export const AUDIT_JSON_FIELDS = [
@@ -73,8 +73,8 @@ export const AUDIT_JSON_FIELDS = [
   "outcome",
   "latency_us",
   "context",
-  "prev_hash",
-  "hash",
+  "format",
+  "seal",
 ].sort();
 
 /** Parses JSON lines (every line must be one JSON object). */
@@ -100,10 +100,10 @@ export async function exportAudit(
 export interface VerifyReport {
   readonly ok: boolean;
   readonly verified: number;
-  readonly head?: { seq: number; hash: string; time: string } | null;
+  readonly head?: { seq: number; seal: string; time: string } | null;
   readonly broken_at?: number;
   readonly reason?: string;
-  readonly last_good?: { seq: number; hash: string; time: string } | null;
+  readonly last_good?: { seq: number; seal: string; time: string } | null;
 }
 
 /** `kmsd audit verify ...args`: its exit code, report and stderr. */

@@ -259,8 +259,11 @@ describe("one audit record per request", () => {
       expect(Object.keys(record).sort()).toEqual(AUDIT_JSON_FIELDS);
       expect(record.seq).toBe(index + 1);
       expect(record.request_id).toMatch(UUID);
-      expect(record.hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(record.format).toBe(2);
+      expect(record.seal === null || /^[0-9a-f]{64}$/.test(record.seal)).toBe(true);
     });
+    // The last record of every append is sealed: the newest always is.
+    expect(records.at(-1)?.seal).toMatch(/^[0-9a-f]{64}$/);
     expect(new Set(records.map((record) => record.request_id)).size).toBe(records.length);
   });
 
@@ -404,8 +407,8 @@ describe("one audit record per request", () => {
         outcome: code,
         latency_us: expect.any(Number),
         context: {},
-        prev_hash: expect.any(String),
-        hash: expect.any(String),
+        format: 2,
+        seal: expect.toBeOneOf([null, expect.stringMatching(/^[0-9a-f]{64}$/)]),
       });
     },
   );

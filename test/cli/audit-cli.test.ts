@@ -216,7 +216,7 @@ describe("kmsd audit verify", () => {
     expect(JSON.parse(result.stdout)).toEqual({
       ok: true,
       verified: records.length,
-      head: { seq: head?.seq, hash: head?.hash, time: head?.time },
+      head: { seq: head?.seq, seal: head?.seal, time: head?.time },
     });
   });
 
@@ -224,7 +224,7 @@ describe("kmsd audit verify", () => {
     const { report } = await verifyAudit(dataDir);
     const accepted = await verifyAudit(dataDir, [
       "--head",
-      `${report.head?.seq}:${report.head?.hash}`,
+      `${report.head?.seq}:${report.head?.seal}`,
     ]);
     expect(accepted.code).toBe(0);
     const wrong = await verifyAudit(dataDir, ["--head", `${report.head?.seq}:${"0".repeat(64)}`]);

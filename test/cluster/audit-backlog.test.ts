@@ -45,7 +45,8 @@ const encrypt = () => post(kmsd, token, "encrypt-data", { key_id: keyId, plain_t
 
 async function encryptRecords(): Promise<number> {
   const rows = await schemaSql(schema.schema)<{ n: string }>(
-    "SELECT count(*) AS n FROM audit_records WHERE operation = 'EncryptData' AND outcome = 'OK'",
+    `SELECT count(*) AS n FROM audit_records
+      WHERE record::json->>'operation' = 'EncryptData' AND record::json->>'outcome' = 'OK'`,
   );
   return Number(rows[0]?.n);
 }

@@ -169,7 +169,7 @@ describe("work that must happen once", () => {
     expect(report.ok).toBe(true);
     expect(report.verified).toBeGreaterThanOrEqual(600);
     const principals = await sql<{ n: string }>(
-      "SELECT count(*) AS n FROM audit_records WHERE operation = 'EncryptData'",
+      "SELECT count(*) AS n FROM audit_records WHERE record::json->>'operation' = 'EncryptData'",
     );
     expect(Number(principals[0]?.n)).toBe(600);
   });

@@ -3,6 +3,8 @@
  * same table runs over gRPC (grpc.test.ts) and Connect (connect.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAuditRecord } from "../../src/audit/record-text.js";
+import type { AuditRecord } from "../../src/keystore/audit-types.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { type RunningKmsd, removeDir, startKmsd } from "../support/kmsd.js";
 import { Kit, ProjectTokens } from "./grpc-cases.js";
@@ -82,11 +84,11 @@ describe("REST specifics", () => {
     );
     const store = await openSqliteStore({ dataDir: kmsd.config.dataDir });
     try {
-      let records: Awaited<ReturnType<typeof store.readAudit>> = [];
+      let records: AuditRecord[] = [];
       for (let tries = 0; tries < 50; tries++) {
-        records = (await store.readAudit({ projectId: project, limit: 1000 })).filter((record) =>
-          record.operation.startsWith("Batch"),
-        );
+        records = (await store.readAudit({ projectId: project, limit: 1000 }))
+          .map(parseAuditRecord)
+          .filter((record) => record.operation.startsWith("Batch"));
         if (records.length === 2) break;
         await new Promise((resolve) => setTimeout(resolve, 20));
       }

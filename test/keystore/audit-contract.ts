@@ -1,32 +1,30 @@
 import { describe, expect, it } from "vitest";
-import type { AuditEntry, AuditRecord } from "../../src/keystore/audit-types.js";
+import type {
+  AuditBuild,
+  AuditEntry,
+  AuditHead,
+  StoredAuditRecord,
+} from "../../src/keystore/audit-types.js";
 import type { Store } from "../../src/keystore/types.js";
-import { GENESIS, makeAuditEntry, P1, P2, testChain } from "./fixtures.js";
+import { expectUnbrokenChain } from "./chain-check.js";
+import { makeAuditEntry, P1, P2, testAppend } from "./fixtures.js";
 
-interface ChainCall {
-  prevHash: string;
-  seq: number;
-  entry: AuditEntry;
-}
-
-/** testChain, remembering what it was asked. */
-function recordingChain() {
-  const calls: ChainCall[] = [];
-  const chain = (prevHash: string, seq: number, entry: AuditEntry) => {
-    calls.push({ prevHash, seq, entry });
-    return testChain(prevHash, seq, entry);
+/** testAppend, remembering the heads it was given. */
+function recordingAppend(entries: readonly AuditEntry[]) {
+  const heads: (AuditHead | undefined)[] = [];
+  const build: AuditBuild = (head) => {
+    heads.push(head);
+    return testAppend(entries)(head);
   };
-  return { calls, chain };
+  return { heads, build };
 }
 
-/** The records a correct store holds after appending `entries` to an empty trail. */
-function expectedRecords(entries: readonly AuditEntry[]): AuditRecord[] {
-  const records: AuditRecord[] = [];
-  let prevHash = GENESIS;
-  for (const [i, entry] of entries.entries()) {
-    const hash = testChain(prevHash, i + 1, entry);
-    records.push({ ...entry, seq: i + 1, prevHash, hash });
-    prevHash = hash;
+/** The records a correct store holds after these appends to an empty trail. */
+function expectedRecords(...appends: readonly AuditEntry[][]): StoredAuditRecord[] {
+  const records: StoredAuditRecord[] = [];
+  for (const entries of appends) {
+    const last = records.at(-1);
+    records.push(...testAppend(entries)(last && { seq: last.seq, seal: last.seal }));
   }
   return records;
 }
@@ -41,47 +39,54 @@ export function describeAuditContract(store: () => Store): void {
       expect(await store().readAudit({ limit: ALL })).toEqual([]);
     });
 
-    it("chains a batch from the genesis hash, seq from 1, in the given order", async () => {
+    it("hands an empty trail's append no head, and keeps its records verbatim, seq from 1", async () => {
       const entries = [makeAuditEntry(), makeAuditEntry({ projectId: P2 }), makeAuditEntry()];
-      const { calls, chain } = recordingChain();
+      const { heads, build } = recordingAppend(entries);
 
-      await store().appendAudit(entries, chain);
-
-      const expected = expectedRecords(entries);
-      expect(await store().readAudit({ limit: ALL })).toEqual(expected);
-      expect(calls).toEqual(
-        expected.map((r, i) => ({ prevHash: r.prevHash, seq: r.seq, entry: entries[i] })),
-      );
-      expect(await store().auditHead()).toEqual({ seq: 3, hash: expected[2]?.hash });
-    });
-
-    it("continues the chain from the stored head across appends", async () => {
-      const entries = [makeAuditEntry(), makeAuditEntry(), makeAuditEntry(), makeAuditEntry()];
-
-      await store().appendAudit(entries.slice(0, 1), testChain);
-      await store().appendAudit(entries.slice(1, 3), testChain);
-      await store().appendAudit(entries.slice(3), testChain);
+      await store().appendAudit(build);
 
       const expected = expectedRecords(entries);
+      expect(expected.map((r) => r.seal === undefined)).toEqual([true, true, false]);
+      expect(heads).toEqual([undefined]);
       expect(await store().readAudit({ limit: ALL })).toEqual(expected);
-      expect(await store().auditHead()).toEqual({ seq: 4, hash: expected[3]?.hash });
+      expect(await store().auditHead()).toEqual({ seq: 3, seal: expected[2]?.seal });
     });
 
-    it("does nothing for an empty batch", async () => {
-      const { calls, chain } = recordingChain();
-      await store().appendAudit([], chain);
+    it("hands each append the stored head, so the seals chain across appends", async () => {
+      const appends = [
+        [makeAuditEntry()],
+        [makeAuditEntry(), makeAuditEntry()],
+        [makeAuditEntry()],
+      ];
+      const recorded = appends.map(recordingAppend);
+
+      for (const { build } of recorded) await store().appendAudit(build);
+
+      const expected = expectedRecords(...appends);
+      const stored = await store().readAudit({ limit: ALL });
+      expect(stored).toEqual(expected);
+      expect(recorded.map(({ heads }) => heads)).toEqual([
+        [undefined],
+        [{ seq: 1, seal: expected[0]?.seal }],
+        [{ seq: 3, seal: expected[2]?.seal }],
+      ]);
+      expectUnbrokenChain(stored);
+      expect(await store().auditHead()).toEqual({ seq: 4, seal: expected[3]?.seal });
+    });
+
+    it("does nothing for an empty append", async () => {
+      await store().appendAudit(testAppend([]));
       expect(await store().auditHead()).toBeUndefined();
 
-      await store().appendAudit([makeAuditEntry()], testChain);
+      await store().appendAudit(testAppend([makeAuditEntry()]));
       const head = await store().auditHead();
-      await store().appendAudit([], chain);
+      await store().appendAudit(testAppend([]));
 
-      expect(calls).toEqual([]);
       expect(await store().auditHead()).toEqual(head);
       expect(await store().readAudit({ limit: ALL })).toHaveLength(1);
     });
 
-    it("keeps every field: empty values, unicode, any context", async () => {
+    it("keeps every character of the text: empty values, unicode, any context", async () => {
       const entries = [
         makeAuditEntry({
           projectId: "",
@@ -94,58 +99,66 @@ export function describeAuditContract(store: () => Store): void {
         }),
         makeAuditEntry({
           protocol: "rest",
-          principal: "cli:ünïcode 🔑",
+          principal: "cli:ünïcode 🔑\u0000\u2028",
           operation: "POST /v1.0/p/kms/encrypt-data",
           sequence: "919c82d4-8046-4722-9094-35c3c6524cff",
           latencyUs: 987_654_321,
-          context: { "": "e", "ü 🔑": "0123456789abcdef", b: "x", a: "y" },
+          context: { "": "e", "ü 🔑": "0123456789abcdef", b: "x", a: "y", __proto__: "z" },
         }),
       ];
 
-      await store().appendAudit(entries, testChain);
+      await store().appendAudit(testAppend(entries));
 
       const records = await store().readAudit({ limit: ALL });
       expect(records).toEqual(expectedRecords(entries));
-      for (const { seq, prevHash, hash, ...entry } of records) {
-        expect(testChain(prevHash, seq, entry)).toBe(hash);
-      }
+      expectUnbrokenChain(records);
     });
 
-    it("writes no part of a batch whose chain throws, and rethrows that error", async () => {
+    it("writes no part of an append whose build throws, and rethrows that error", async () => {
       const entries = [makeAuditEntry(), makeAuditEntry(), makeAuditEntry()];
-      await store().appendAudit(entries.slice(0, 1), testChain);
+      await store().appendAudit(testAppend(entries.slice(0, 1)));
       const thrown = new Error("chain key unavailable");
 
       const error = await store()
-        .appendAudit(entries.slice(1), (prevHash, seq, entry) => {
-          if (seq === 3) throw thrown;
-          return testChain(prevHash, seq, entry);
+        .appendAudit(() => {
+          throw thrown;
         })
         .catch((e) => e);
 
       expect(error).toBe(thrown);
       expect(await store().readAudit({ limit: ALL })).toEqual(expectedRecords(entries.slice(0, 1)));
-      await store().appendAudit(entries.slice(1), testChain);
-      expect(await store().readAudit({ limit: ALL })).toEqual(expectedRecords(entries));
+      await store().appendAudit(testAppend(entries.slice(1)));
+      expect(await store().readAudit({ limit: ALL })).toEqual(
+        expectedRecords(entries.slice(0, 1), entries.slice(1)),
+      );
     });
 
-    it("refuses an entry whose context holds a non-string, writing nothing", async () => {
-      const context = { n: 1 } as unknown as Record<string, string>;
-      const entries = [makeAuditEntry(), makeAuditEntry({ context })];
-      await expect(store().appendAudit(entries, testChain)).rejects.toThrow();
-      expect(await store().auditHead()).toBeUndefined();
+    it("refuses records that do not continue the head's seq, writing nothing", async () => {
+      await store().appendAudit(testAppend([makeAuditEntry()]));
+      const [first] = await store().readAudit({ limit: ALL });
+      const next = testAppend([makeAuditEntry(), makeAuditEntry()]);
+
+      for (const renumber of [(seq: number) => seq + 1, (seq: number) => seq - 1]) {
+        const shifted: AuditBuild = (head) =>
+          next(head).map((record) => ({ ...record, seq: renumber(record.seq) }));
+        await expect(store().appendAudit(shifted)).rejects.toThrow(/does not continue the trail/);
+      }
+      const skipping: AuditBuild = (head) => next(head).filter((record) => record.seq !== 2);
+      await expect(store().appendAudit(skipping)).rejects.toThrow(/does not continue the trail/);
+
+      expect(await store().readAudit({ limit: ALL })).toEqual([first]);
     });
 
     describe("readAudit", () => {
-      /** 12 records over both projects; times go back and forth, some repeat. */
-      async function seed(): Promise<AuditRecord[]> {
+      /** 12 records over both projects in three appends; times go back and forth, some repeat. */
+      async function seed(): Promise<StoredAuditRecord[]> {
         const times = [50, 10, 30, 30, 20, 60, 40, 10, 70, 30, 50, 20];
         const entries = times.map((time, i) =>
           makeAuditEntry({ time, projectId: i % 3 === 1 ? P2 : P1 }),
         );
-        await store().appendAudit(entries.slice(0, 5), testChain);
-        await store().appendAudit(entries.slice(5), testChain);
-        return expectedRecords(entries);
+        const appends = [entries.slice(0, 5), entries.slice(5, 7), entries.slice(7)];
+        for (const append of appends) await store().appendAudit(testAppend(append));
+        return expectedRecords(...appends);
       }
 
       it("orders by seq, not by time", async () => {
@@ -161,12 +174,18 @@ export function describeAuditContract(store: () => Store): void {
         expect(await store().readAudit({ projectId: "no-such-project", limit: ALL })).toEqual([]);
       });
 
-      it("filters by time, inclusively", async () => {
+      it("filters by time, inclusively, whatever order the times were appended in", async () => {
         const all = await seed();
-        expect(await store().readAudit({ since: 30, limit: ALL })).toEqual(
-          all.filter((r) => r.time >= 30),
-        );
-        expect(await store().readAudit({ since: 71, limit: ALL })).toEqual([]);
+        for (const since of [-1, 0, 10, 11, 20, 30, 31, 50, 60, 70, 71]) {
+          expect(await store().readAudit({ since, limit: ALL })).toEqual(
+            all.filter((r) => r.time >= since),
+          );
+          for (const afterSeq of [0, 3, 6, 11, 12]) {
+            expect(await store().readAudit({ since, afterSeq, limit: ALL })).toEqual(
+              all.filter((r) => r.time >= since && r.seq > afterSeq),
+            );
+          }
+        }
       });
 
       it("reads after a seq, and limits", async () => {

@@ -2,16 +2,14 @@
  * Records for the store tests. No vitest import: child processes in
  * sqlite.test.ts load this module too.
  */
-import { createHash } from "node:crypto";
+import { createHash, createSecretKey } from "node:crypto";
+import { sealEntries } from "../../src/audit/chain.js";
 import type { CredentialRecord, TokenRecord } from "../../src/keystore/access-types.js";
-import type { AuditEntry } from "../../src/keystore/audit-types.js";
+import type { AuditBuild, AuditEntry } from "../../src/keystore/audit-types.js";
 import { type KeyRecord, KeyState, type KeyVersionRecord } from "../../src/keystore/types.js";
 
 export const P1 = "project-1";
 export const P2 = "project-2";
-
-/** The prevHash of audit record 1. */
-export const GENESIS = "0".repeat(64);
 
 let nextId = 0;
 
@@ -115,27 +113,10 @@ export function makeAuditEntry(overrides: Partial<AuditEntry> = {}): AuditEntry 
   };
 }
 
-/**
- * A chain function for tests: SHA-256 over the previous hash, the position
- * and every field in a fixed order, so that a hash recomputed from a record
- * read back matches only if the store kept every field.
- */
-export function testChain(prevHash: string, seq: number, entry: AuditEntry): string {
-  const context = Object.entries(entry.context).sort(([a], [b]) => (a < b ? -1 : 1));
-  const fields = [
-    entry.time,
-    entry.requestId,
-    entry.protocol,
-    entry.projectId,
-    entry.principal,
-    entry.operation,
-    entry.keyId,
-    entry.sequence,
-    entry.outcome,
-    entry.latencyUs,
-    context,
-  ];
-  return createHash("sha256")
-    .update(prevHash + seq + JSON.stringify(fields))
-    .digest("hex");
+/** The audit chain key of the store tests. */
+export const TEST_CHAIN_KEY = createSecretKey(Buffer.alloc(32, 7));
+
+/** What the audit log hands appendAudit for these entries: real seals under TEST_CHAIN_KEY. */
+export function testAppend(entries: readonly AuditEntry[]): AuditBuild {
+  return sealEntries(TEST_CHAIN_KEY, entries);
 }

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseAuditRecord } from "../../src/audit/record-text.js";
 import { clientConfig, storeError } from "../../src/keystore/postgres/connection.js";
 import { parseDatabaseUrl } from "../../src/keystore/postgres/database-url.js";
 import {
@@ -29,7 +30,7 @@ import {
   withAdminClient,
 } from "../support/postgres.js";
 import { eventually } from "../support/store-faults.js";
-import { expectUnbrokenChain } from "./chain-check.js";
+import { entryOf, expectUnbrokenChain, requestIds } from "./chain-check.js";
 import { describeStoreContract } from "./contract.js";
 import {
   makeAuditEntry,
@@ -38,8 +39,9 @@ import {
   makeNextVersion,
   makeVersion,
   P1,
-  testChain,
+  testAppend,
 } from "./fixtures.js";
+import { formatOneTrail, formatOneValues } from "./format-one.js";
 import { describeRewrapContract } from "./rewrap-contract.js";
 
 let contractSchema: TestSchema | undefined;
@@ -372,6 +374,61 @@ describe("PostgreSQL key store", () => {
       ]);
     });
 
+    it("3 turns a trail written at 2 into format 1 records that verify, and appends seal on from them", async () => {
+      const at = schema();
+      const parsed = parseDatabaseUrl(at.url);
+      const client = new pg.Client(clientConfig(parsed, { url: at.url }));
+      await client.connect();
+      try {
+        expect(await migratePostgres(client, at.schema, true, PG_MIGRATIONS.slice(0, 2))).toEqual([
+          1, 2,
+        ]);
+      } finally {
+        await client.end();
+      }
+      const trail = formatOneTrail();
+      for (const row of trail) {
+        await adminRows(
+          at.schema,
+          `INSERT INTO audit_records (seq, time, request_id, protocol, project_id, principal,
+            operation, key_id, sequence, outcome, latency_us, context, prev_hash, hash)
+            VALUES (${Array.from({ length: 14 }, (_, i) => `$${i + 1}`).join(", ")})`,
+          formatOneValues(row),
+        );
+      }
+
+      const store = await openStore(at.url);
+
+      const migrated = await store.readAudit({ limit: 100 });
+      expect(migrated.map(({ format, seal }) => ({ format, seal }))).toEqual(
+        trail.map((row) => ({ format: 1, seal: row.hash })),
+      );
+      expect(migrated.map((record) => entryOf(parseAuditRecord(record)))).toEqual(
+        trail.map((row) => row.entry),
+      );
+      await store.appendAudit(
+        testAppend([makeAuditEntry({ time: 40 }), makeAuditEntry({ time: 5 })]),
+      );
+      const all = await store.readAudit({ limit: 100 });
+      expectUnbrokenChain(all);
+      expect(all.slice(5).map((record) => record.format)).toEqual([2, 2]);
+      for (const since of [10, 30, 45, 70, 71]) {
+        expect(await store.readAudit({ since, limit: 100 })).toEqual(
+          all.filter((record) => record.time >= since),
+        );
+      }
+      const indexes = await adminRows<{ indexname: string }>(
+        at.schema,
+        `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'audit_records'
+          ORDER BY indexname`,
+        [at.schema],
+      );
+      expect(indexes.map((i) => i.indexname)).toEqual([
+        "audit_records_pkey",
+        "audit_records_project",
+      ]);
+    });
+
     it("keep identifiers in bytewise order whatever the database collation", async () => {
       const at = schema();
       await openStore(at.url);
@@ -515,7 +572,7 @@ describe("PostgreSQL key store", () => {
                 makeAuditEntry({ requestId: `store${s}-${String(i).padStart(3, "0")}` }),
               );
             }
-            batches.push(store.appendAudit(entries, testChain));
+            batches.push(store.appendAudit(testAppend(entries)));
             size = (size % 7) + 1;
           }
           await Promise.all(batches);
@@ -526,14 +583,15 @@ describe("PostgreSQL key store", () => {
       if (records === undefined) throw new Error("no store");
       expect(records).toHaveLength(3 * perStore);
       expectUnbrokenChain(records);
+      const ids = requestIds(records);
       // Unless the stores' batches interleaved, the test proved nothing.
-      const switches = records.filter(
-        (r, i) => i > 0 && r.requestId.slice(0, 6) !== records[i - 1]?.requestId.slice(0, 6),
+      const switches = ids.filter(
+        (id, i) => i > 0 && id.slice(0, 6) !== ids[i - 1]?.slice(0, 6),
       ).length;
       expect(switches).toBeGreaterThan(3);
       expect(await stores[2]?.auditHead()).toEqual({
         seq: 3 * perStore,
-        hash: records.at(-1)?.hash,
+        seal: records.at(-1)?.seal,
       });
     });
 
@@ -756,7 +814,7 @@ describe("PostgreSQL key store", () => {
           () => store.getKey(P1, key.keyId),
           () => store.updateKey(P1, key.keyId, () => ({ description: "x" })),
           () => store.createCredential(makeCredential()),
-          () => store.appendAudit([makeAuditEntry()], testChain),
+          () => store.appendAudit(testAppend([makeAuditEntry()])),
         ]) {
           const started = Date.now();
           expect(await rejection(call())).toBeInstanceOf(StoreUnavailableError);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseAuditRecord } from "../../src/audit/record-text.js";
 import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
 import {
   connectionsForTesting,
@@ -13,7 +14,7 @@ import {
   type SqliteStore,
 } from "../../src/keystore/sqlite/sqlite-store.js";
 import { AliasTakenError, type KeyRecord, KeyState } from "../../src/keystore/types.js";
-import { expectUnbrokenChain } from "./chain-check.js";
+import { entryOf, expectUnbrokenChain, requestIds } from "./chain-check.js";
 import { describeStoreContract } from "./contract.js";
 import {
   makeAuditEntry,
@@ -21,8 +22,9 @@ import {
   makeKey,
   makeNextVersion,
   makeVersion,
-  testChain,
+  testAppend,
 } from "./fixtures.js";
+import { formatOneTrail, formatOneValues } from "./format-one.js";
 import { describeRewrapContract } from "./rewrap-contract.js";
 
 async function tempDir(): Promise<string> {
@@ -280,11 +282,11 @@ describe("SQLite key store", () => {
           keyId: credential.accessKey,
         },
       ]);
-      await store.appendAudit([makeAuditEntry()], testChain);
+      await store.appendAudit(testAppend([makeAuditEntry()]));
       expect((await store.auditHead())?.seq).toBe(1);
     });
 
-    it("2 indexes credentials, tokens and audit records for their queries", async () => {
+    it("2 indexes credentials and tokens for their queries", async () => {
       const store = await openStore();
       withRawDb(store.path, (db) => {
         expect(indexColumns(db, "credentials")).toMatchObject({
@@ -293,14 +295,10 @@ describe("SQLite key store", () => {
         expect(indexColumns(db, "tokens")).toEqual({
           tokens_project_created: ["project_id", "created_at", "token_id"],
         });
-        expect(indexColumns(db, "audit_records")).toEqual({
-          audit_records_project_time: ["project_id", "time"],
-          audit_records_time: ["time"],
-        });
       });
     });
 
-    it("2 keeps a token hash unique, and constrains roles, states and audit contexts", async () => {
+    it("2 keeps a token hash unique, and constrains roles and states", async () => {
       const store = await openStore();
       withRawDb(store.path, (db) => {
         const insertToken = db.prepare(
@@ -318,15 +316,6 @@ describe("SQLite key store", () => {
         insertCredential.run("AK1", "user", "enabled");
         expect(() => insertCredential.run("AK2", "owner", "enabled")).toThrow(/CHECK/);
         expect(() => insertCredential.run("AK3", "user", "2")).toThrow(/CHECK/);
-
-        const insertAudit = db.prepare(
-          `INSERT INTO audit_records (seq, time, request_id, protocol, project_id, principal,
-            operation, key_id, sequence, outcome, latency_us, context, prev_hash, hash)
-            VALUES (?, 1, 'r', 'grpc', 'p', '', 'Op', '', '', 'OK', 1, ?, '', '')`,
-        );
-        insertAudit.run(1, "{}");
-        expect(() => insertAudit.run(2, "[]")).toThrow(/CHECK/);
-        expect(() => insertAudit.run(1, "{}")).toThrow(/UNIQUE|PRIMARY/);
       });
     });
 
@@ -416,6 +405,63 @@ describe("SQLite key store", () => {
       expect(await store.listVersionsNotWrappedBy("other", 10)).toEqual([makeVersion(key)]);
     });
 
+    it("5 turns a trail written at 4 into format 1 records that verify, and appends seal on from them", async () => {
+      const path = join(dir, "kmsd.db");
+      const trail = formatOneTrail();
+      const db = new Database(path);
+      try {
+        db.pragma("journal_mode = WAL");
+        expect(migrate(db, MIGRATIONS.slice(0, 4))).toEqual([1, 2, 3, 4]);
+        const insert = db.prepare(
+          `INSERT INTO audit_records (seq, time, request_id, protocol, project_id, principal,
+            operation, key_id, sequence, outcome, latency_us, context, prev_hash, hash)
+            VALUES (${Array.from({ length: 14 }, () => "?").join(", ")})`,
+        );
+        for (const row of trail) insert.run(...formatOneValues(row));
+      } finally {
+        db.close();
+      }
+
+      const store = await openStore();
+      const migrated = await store.readAudit({ limit: 100 });
+      expect(migrated.map(({ format, seal }) => ({ format, seal }))).toEqual(
+        trail.map((row) => ({ format: 1, seal: row.hash })),
+      );
+      expect(migrated.map((record) => entryOf(parseAuditRecord(record)))).toEqual(
+        trail.map((row) => row.entry),
+      );
+      const appended = [makeAuditEntry({ time: 40 }), makeAuditEntry({ time: 5 })];
+      await store.appendAudit(testAppend(appended));
+
+      const all = await store.readAudit({ limit: 100 });
+      expectUnbrokenChain(all);
+      expect(all.slice(5).map((record) => record.format)).toEqual([2, 2]);
+      // time_bound was filled in for the migrated rows: time filters still hold.
+      for (const since of [10, 30, 45, 70, 71]) {
+        expect(await store.readAudit({ since, limit: 100 })).toEqual(
+          all.filter((record) => record.time >= since),
+        );
+      }
+      withRawDb(store.path, (raw) => {
+        expect(indexColumns(raw, "audit_records")).toEqual({
+          audit_records_project: ["project_id", "seq"],
+        });
+      });
+    });
+
+    it("5 refuses an unknown record format and a second record at one seq", async () => {
+      const store = await openStore();
+      withRawDb(store.path, (db) => {
+        const insert = db.prepare(
+          `INSERT INTO audit_records (seq, time, time_bound, project_id, record, seal, format)
+            VALUES (?, 1, 1, 'p', '{}', NULL, ?)`,
+        );
+        insert.run(1, 2);
+        expect(() => insert.run(2, 3)).toThrow(/CHECK/);
+        expect(() => insert.run(1, 1)).toThrow(/UNIQUE|PRIMARY/);
+      });
+    });
+
     it("roll back a failing migration entirely and keep the earlier ones", () => {
       const db = new Database(join(dir, "scratch.db"));
       try {
@@ -489,13 +535,13 @@ describe("SQLite key store", () => {
       const entries = Array.from({ length: 12 }, () => makeAuditEntry());
 
       for (const [i, entry] of entries.entries()) {
-        await (i % 3 === 0 ? a : b).appendAudit([entry], testChain);
+        await (i % 3 === 0 ? a : b).appendAudit(testAppend([entry]));
       }
 
       const records = await a.readAudit({ limit: 100 });
-      expect(records.map((r) => r.requestId)).toEqual(entries.map((e) => e.requestId));
+      expect(requestIds(records)).toEqual(entries.map((e) => e.requestId));
       expectUnbrokenChain(records);
-      expect(await b.auditHead()).toEqual({ seq: 12, hash: records.at(-1)?.hash });
+      expect(await b.auditHead()).toEqual({ seq: 12, seal: records.at(-1)?.seal });
     });
 
     it("refuse the same alias created through either handle", async () => {
@@ -522,17 +568,16 @@ describe("SQLite key store", () => {
       expect(results).toEqual([n, n]);
       const records = await store.readAudit({ limit: 10_000 });
       expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 2 * n }, (_, i) => i + 1));
+      const ids = requestIds(records);
       // Unless the batches interleaved, the test proved nothing.
-      const switches = records.filter(
-        (r, i) => i > 0 && r.requestId.slice(0, 7) !== records[i - 1]?.requestId.slice(0, 7),
+      const switches = ids.filter(
+        (id, i) => i > 0 && id.slice(0, 7) !== ids[i - 1]?.slice(0, 7),
       ).length;
       expect(switches).toBeGreaterThan(10);
       expectUnbrokenChain(records);
       for (const child of [0, 1]) {
-        const own = records.filter((r) => r.requestId.startsWith(`child${child}-`));
-        expect(own.map((r) => r.requestId)).toEqual(
-          Array.from({ length: n }, (_, i) => `child${child}-${i}`),
-        );
+        const own = ids.filter((id) => id.startsWith(`child${child}-`));
+        expect(own).toEqual(Array.from({ length: n }, (_, i) => `child${child}-${i}`));
       }
     }, 60_000);
 
@@ -611,7 +656,7 @@ if (task.action === "increment") {
   }
   result = task.n;
 } else if (task.action === "audit") {
-  const { makeAuditEntry, testChain } = await import(process.env.KMSD_FIXTURES_MODULE);
+  const { makeAuditEntry, testAppend } = await import(process.env.KMSD_FIXTURES_MODULE);
   // Batches of 1 to 7 entries, pausing in between, so the children interleave.
   let size = 1;
   for (let i = 0; i < task.n; ) {
@@ -619,7 +664,7 @@ if (task.action === "increment") {
     for (const end = Math.min(i + size, task.n); i < end; i++) {
       entries.push(makeAuditEntry({ requestId: \`child\${task.child}-\${i}\` }));
     }
-    await store.appendAudit(entries, testChain);
+    await store.appendAudit(testAppend(entries));
     size = (size % 7) + 1;
     await new Promise((r) => setTimeout(r, 1));
   }

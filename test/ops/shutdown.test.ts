@@ -4,6 +4,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { parseAuditRecord } from "../../src/audit/record-text.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { type KmsdProcess, spawnKmsd } from "../support/cli.js";
 import { createKmsGrpcClient, grpc } from "../support/grpc-client.js";
@@ -252,7 +253,7 @@ describe("graceful shutdown of kmsd serve", () => {
     // request kmsd ran got its answer to the client, and none is missing.
     const store = await openSqliteStore({ dataDir });
     try {
-      const records = await store.readAudit({ limit: 1_000_000 });
+      const records = (await store.readAudit({ limit: 1_000_000 })).map(parseAuditRecord);
       expect(records.every((record) => record.outcome === "OK")).toBe(true);
       expect(new Set(records.map((record) => record.requestId))).toEqual(new Set(answeredIds));
       expect(records).toHaveLength(answeredIds.length);

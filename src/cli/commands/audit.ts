@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ChainVerifier, describeBreak } from "../../audit/chain.js";
-import type { AuditQuery, AuditRecord } from "../../keystore/audit-types.js";
+import { type ChainBreak, ChainVerifier, describeBreak } from "../../audit/chain.js";
+import { parseAuditRecord } from "../../audit/record-text.js";
+import type { AuditQuery, AuditRecord, StoredAuditRecord } from "../../keystore/audit-types.js";
 import type { Store } from "../../keystore/types.js";
 import { withCore } from "../admin-call.js";
 import { type Command, STORE_SETTINGS, UsageError } from "../command.js";
@@ -23,26 +24,32 @@ export function auditRecordJson(record: AuditRecord): Record<string, unknown> {
     outcome: record.outcome,
     latency_us: record.latencyUs,
     context: record.context,
-    prev_hash: record.prevHash,
-    hash: record.hash,
+    format: record.format,
+    // On the last record of every append (format 2) or every record (format 1).
+    seal: record.seal ?? null,
   };
+}
+
+/** A stored record as export and tail print it: one JSON line. */
+function auditLine(record: StoredAuditRecord): string {
+  return `${JSON.stringify(auditRecordJson(parseAuditRecord(record)))}\n`;
 }
 
 /**
  * The newest record verified: keep it somewhere the store's writers cannot
  * reach, as only a known head reveals records cut off the end of the trail.
  */
-function headOf(record: AuditRecord | undefined) {
+function headOf(record: StoredAuditRecord | undefined) {
   if (record === undefined) return null;
-  return { seq: record.seq, hash: record.hash, time: new Date(record.time).toISOString() };
+  return { seq: record.seq, seal: record.seal, time: new Date(record.time).toISOString() };
 }
 
-/** --head: "<seq>:<hash>" as verify prints them. */
-function parseHead(value: string | undefined): { seq: number; hash: string } | undefined {
+/** --head: "<seq>:<seal>" as verify prints them. */
+function parseHead(value: string | undefined): { seq: number; seal: string } | undefined {
   if (value === undefined) return undefined;
   const match = /^([1-9][0-9]*):([0-9a-f]{64})$/.exec(value);
-  if (match === null) throw new UsageError("--head must be <seq>:<hash>, as audit verify prints");
-  return { seq: Number(match[1]), hash: match[2] ?? "" };
+  if (match === null) throw new UsageError("--head must be <seq>:<seal>, as audit verify prints");
+  return { seq: Number(match[1]), seal: match[2] ?? "" };
 }
 
 /** An ISO 8601 time, or a duration back from now (90s, 30m, 24h, 7d). */
@@ -65,7 +72,7 @@ export function parseSince(value: string | undefined, now: number): number | und
 async function* readAll(
   store: Store,
   query: Omit<AuditQuery, "limit">,
-): AsyncGenerator<AuditRecord> {
+): AsyncGenerator<StoredAuditRecord> {
   let afterSeq = query.afterSeq ?? 0;
   for (;;) {
     const page = await store.readAudit({ ...query, afterSeq, limit: PAGE });
@@ -91,7 +98,7 @@ export const auditCommands: Command[] = [
     options: {
       head: {
         description:
-          "A head an earlier verify printed, as <seq>:<hash>: also fail if that record is gone or changed (records cut off the end)",
+          "A head an earlier verify printed, as <seq>:<seal>: also fail if that record is gone or changed (records cut off the end)",
       },
     },
     settings: storeSettings,
@@ -99,37 +106,37 @@ export const auditCommands: Command[] = [
       withCore(context.config, async ({ store, auditKeys }) => {
         const known = parseHead(context.options.head);
         const verifier = new ChainVerifier(auditKeys.chain);
-        let head: AuditRecord | undefined;
-        let knownHash: string | undefined;
+        let knownSeal: string | undefined;
         const fail = (brokenAt: number, reason: string) => {
           const report = {
             ok: false,
             verified: verifier.verified,
             broken_at: brokenAt,
             reason,
-            last_good: headOf(head),
+            last_good: headOf(verifier.lastGood),
           };
           context.stdout(`${JSON.stringify(report, null, 2)}\n`);
           context.stderr(`kmsd: the audit chain breaks at record ${brokenAt}: ${reason}\n`);
           return 1;
         };
+        const failAt = (broken: ChainBreak) =>
+          // Where the chain breaks: for a gap, the first missing record.
+          fail(broken.reason === "gap" ? broken.expectedSeq : broken.seq, describeBreak(broken));
         for await (const record of readAll(store, {})) {
           const broken = verifier.check(record);
-          if (broken !== undefined) {
-            // Where the chain breaks: for a gap, the first missing record.
-            const at = broken.reason === "gap" ? broken.expectedSeq : broken.seq;
-            return fail(at, describeBreak(broken));
-          }
-          head = record;
-          if (record.seq === known?.seq) knownHash = record.hash;
+          if (broken !== undefined) return failAt(broken);
+          if (record.seq === known?.seq) knownSeal = record.seal ?? "";
         }
-        if (known !== undefined && knownHash === undefined) {
+        const unsealed = verifier.finish();
+        if (unsealed !== undefined) return failAt(unsealed);
+        const head = verifier.lastGood;
+        if (known !== undefined && knownSeal === undefined) {
           return fail(
             (head?.seq ?? 0) + 1,
             `the trail ends at record ${head?.seq ?? 0}, before the known head ${known.seq}: records were removed from its end`,
           );
         }
-        if (known !== undefined && knownHash !== known.hash) {
+        if (known !== undefined && knownSeal !== known.seal) {
           return fail(
             known.seq,
             `record ${known.seq} is not the known head: records were cut off the end of the trail and others appended in their place`,
@@ -151,7 +158,7 @@ export const auditCommands: Command[] = [
     run: (context) =>
       withCore(context.config, async ({ store }) => {
         for await (const record of readAll(store, filterOf(context.options))) {
-          context.stdout(`${JSON.stringify(auditRecordJson(record))}\n`);
+          context.stdout(auditLine(record));
         }
         return 0;
       }),
@@ -175,17 +182,17 @@ export const auditCommands: Command[] = [
         if (!Number.isInteger(lines) || lines < 1)
           throw new UsageError("--lines must be a positive integer");
         const filter = filterOf(context.options);
-        const newest: AuditRecord[] = [];
+        const newest: StoredAuditRecord[] = [];
         for await (const record of readAll(store, filter)) {
           newest.push(record);
           if (newest.length > lines) newest.shift();
         }
-        for (const record of newest) context.stdout(`${JSON.stringify(auditRecordJson(record))}\n`);
+        for (const record of newest) context.stdout(auditLine(record));
         let afterSeq = newest.at(-1)?.seq ?? (await store.auditHead())?.seq ?? 0;
         while (context.options.follow === "true") {
           await sleep(500);
           for await (const record of readAll(store, { ...filter, afterSeq })) {
-            context.stdout(`${JSON.stringify(auditRecordJson(record))}\n`);
+            context.stdout(auditLine(record));
             afterSeq = record.seq;
           }
         }

@@ -49,7 +49,7 @@ export interface CopyVerification {
   readonly audit_chain: ChainReport;
 }
 
-/** Walks the store's whole audit trail, checking every link and hash with the chain key. */
+/** Walks the store's whole audit trail, checking every seal with the chain key. */
 export async function verifyAuditChain(store: Store, chainKey: KeyObject): Promise<ChainReport> {
   const verifier = new ChainVerifier(chainKey);
   for await (const page of auditRecords(store)) {
@@ -59,6 +59,10 @@ export async function verifyAuditChain(store: Store, chainKey: KeyObject): Promi
         return { ok: false, verified: verifier.verified, reason: describeBreak(broken) };
       }
     }
+  }
+  const unsealed = verifier.finish();
+  if (unsealed !== undefined) {
+    return { ok: false, verified: verifier.verified, reason: describeBreak(unsealed) };
   }
   return { ok: true, verified: verifier.verified };
 }

@@ -1,25 +1,22 @@
 import {
-  type AuditEntry,
-  type AuditHead,
-  type AuditQuery,
-  type AuditRecord,
-  GENESIS_HASH,
-} from "../audit-types.js";
+  type AuditHeadRow,
+  auditInsertValues,
+  firstSeqSince,
+  toAuditHead,
+} from "../audit-append.js";
+import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
 import {
   AUDIT_COLUMNS,
+  AUDIT_INSERT_COLUMNS,
   type AuditRow,
-  copyAuditEntry,
-  pushAuditValues,
-  toAuditRecord,
+  toStoredAuditRecord,
 } from "../rows.js";
-import type { PgDatabase } from "./database.js";
+import type { PgDatabase, Queryable } from "./database.js";
 import { LockClass } from "./migrations.js";
 
-export type AuditChain = (prevHash: string, seq: number, entry: AuditEntry) => string;
-
-/** Records per INSERT statement (14 parameters each, well under PostgreSQL's 65535). */
-const INSERT_ROWS = 500;
-const COLUMNS_PER_ROW = 14;
+/** Records per INSERT statement (7 parameters each, well under PostgreSQL's 65535). */
+const INSERT_ROWS = 1000;
+const COLUMNS_PER_ROW = 7;
 
 function placeholders(rows: number): string {
   return Array.from({ length: rows }, (_, row) => {
@@ -28,7 +25,12 @@ function placeholders(rows: number): string {
   }).join(", ");
 }
 
-/** The audit_records table: one hash chain, whoever appends. */
+const HEAD = {
+  name: "kmsd_audit_head",
+  text: "SELECT seq, seal, time_bound FROM audit_records ORDER BY seq DESC LIMIT 1",
+};
+
+/** The audit_records table: one sealed trail, whoever appends. */
 export class PgAuditTable {
   constructor(private readonly db: PgDatabase) {}
 
@@ -37,44 +39,44 @@ export class PgAuditTable {
    * advisory lock, held until commit): appenders from any process or pool
    * take turns, each continuing from the head the previous one committed.
    */
-  async append(entries: readonly AuditEntry[], chain: AuditChain): Promise<void> {
-    if (entries.length === 0) return;
-    const copies = entries.map(copyAuditEntry);
+  async append(build: AuditBuild): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.rows({
         name: "kmsd_audit_lock",
         text: "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         values: [LockClass.AuditChain, this.db.schema],
       });
-      const [head] = await tx.rows<AuditHead>({
-        name: "kmsd_audit_head",
-        text: "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-      });
-      let prev = head ?? { seq: 0, hash: GENESIS_HASH };
-      for (let from = 0; from < copies.length; from += INSERT_ROWS) {
-        const chunk = copies.slice(from, from + INSERT_ROWS);
-        const values: unknown[] = [];
-        for (const entry of chunk) {
-          const seq = prev.seq + 1;
-          const hash = chain(prev.hash, seq, entry);
-          pushAuditValues(values, seq, entry, prev.hash, hash);
-          prev = { seq, hash };
-        }
+      const [head] = await tx.rows<AuditHeadRow>(HEAD);
+      for (const values of auditInsertValues(head, build, INSERT_ROWS)) {
         await tx.count({
-          text: `INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES ${placeholders(chunk.length)}`,
+          text: `INSERT INTO audit_records (${AUDIT_INSERT_COLUMNS})
+            VALUES ${placeholders(values.length / COLUMNS_PER_ROW)}`,
           values,
         });
       }
     });
   }
 
-  async read(query: AuditQuery): Promise<AuditRecord[]> {
+  async read(query: AuditQuery): Promise<StoredAuditRecord[]> {
     if (!Number.isSafeInteger(query.limit) || query.limit < 1) {
       throw new RangeError(`limit must be a positive integer, got ${query.limit}`);
     }
+    let afterSeq = query.afterSeq ?? 0;
+    if (query.since !== undefined) {
+      const headSeq = (await this.headRow(this.db))?.seq ?? 0;
+      const from = await firstSeqSince(query.since, afterSeq, headSeq, async (seq) => {
+        const [row] = await this.db.rows<{ seq: number; time_bound: number }>({
+          name: "kmsd_audit_time_bound",
+          text: "SELECT seq, time_bound FROM audit_records WHERE seq >= $1 ORDER BY seq LIMIT 1",
+          values: [seq],
+        });
+        return row;
+      });
+      afterSeq = from - 1;
+    }
     // Only the filters the query uses appear in the SQL, so the planner
-    // picks the (project_id, time) or (time) index on the largest table.
-    const values: unknown[] = [query.afterSeq ?? 0];
+    // picks the (project_id, seq) index or the primary key on the largest table.
+    const values: unknown[] = [afterSeq];
     const where = ["seq > $1"];
     if (query.projectId !== undefined) {
       values.push(query.projectId);
@@ -90,13 +92,16 @@ export class PgAuditTable {
         ORDER BY seq LIMIT $${values.length}`,
       values,
     });
-    return rows.map(toAuditRecord);
+    return rows.map(toStoredAuditRecord);
   }
 
   async head(): Promise<AuditHead | undefined> {
-    const [head] = await this.db.rows<AuditHead>({
-      text: "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-    });
-    return head;
+    const row = await this.headRow(this.db);
+    return row === undefined ? undefined : toAuditHead(row);
+  }
+
+  private async headRow(db: Queryable): Promise<AuditHeadRow | undefined> {
+    const [row] = await db.rows<AuditHeadRow>(HEAD);
+    return row;
   }
 }

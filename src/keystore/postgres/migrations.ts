@@ -145,6 +145,42 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX credentials_root_key_id ON credentials (root_key_id);
     `,
   },
+  {
+    version: 3,
+    description: "audit records as sealed JSON text",
+    up: `
+      -- As SQLite's migration 5: format 2 records are one JSON text each, the
+      -- last of every append sealed (src/audit/chain.ts); older records
+      -- become format 1, their own hash as their seal. The text is TEXT, not
+      -- jsonb: the seal covers it byte for byte. time_bound (the highest time
+      -- up to each record) lets a time filter bisect seq without an index on
+      -- time; the project index is in the order reads return.
+      CREATE TABLE audit_records_v2 (
+        seq        BIGINT   NOT NULL PRIMARY KEY,
+        time       BIGINT   NOT NULL,
+        time_bound BIGINT   NOT NULL,
+        project_id TEXT COLLATE "C" NOT NULL,
+        record     TEXT     NOT NULL,
+        seal       TEXT,
+        format     SMALLINT NOT NULL CHECK (format IN (1, 2))
+      );
+
+      INSERT INTO audit_records_v2 (seq, time, time_bound, project_id, record, seal, format)
+        SELECT seq, time, max(time) OVER (ORDER BY seq), project_id,
+          json_build_object(
+            'time', time, 'requestId', request_id, 'protocol', protocol,
+            'projectId', project_id, 'principal', principal, 'operation', operation,
+            'keyId', key_id, 'sequence', sequence, 'outcome', outcome,
+            'latencyUs', latency_us, 'context', context::json)::text,
+          hash, 1
+        FROM audit_records;
+
+      DROP TABLE audit_records;
+      ALTER TABLE audit_records_v2 RENAME TO audit_records;
+      ALTER INDEX audit_records_v2_pkey RENAME TO audit_records_pkey;
+      CREATE INDEX audit_records_project ON audit_records (project_id, seq);
+    `,
+  },
 ];
 
 /**

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
-import type { AuditEntry, AuditHead, AuditQuery, AuditRecord } from "../audit-types.js";
+import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
 import { applyPatch, isEmptyPatch, planRotation } from "../key-changes.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
 import {
@@ -25,7 +25,7 @@ import {
   type Store,
 } from "../types.js";
 import { PgAccessTables } from "./access-tables.js";
-import { type AuditChain, PgAuditTable } from "./audit-table.js";
+import { PgAuditTable } from "./audit-table.js";
 import { ChangeNotifications, PgChangeFeed } from "./change-feed.js";
 import { clientConfig, createPool, isUniqueViolation, storeError } from "./connection.js";
 import { PgDatabase, type Transaction } from "./database.js";
@@ -495,11 +495,11 @@ class PostgresStoreImpl implements PostgresStore {
     return this.#access.revokeToken(tokenId, now);
   }
 
-  appendAudit(entries: readonly AuditEntry[], chain: AuditChain): Promise<void> {
-    return this.#audit.append(entries, chain);
+  appendAudit(build: AuditBuild): Promise<void> {
+    return this.#audit.append(build);
   }
 
-  readAudit(query: AuditQuery): Promise<AuditRecord[]> {
+  readAudit(query: AuditQuery): Promise<StoredAuditRecord[]> {
     return this.#audit.read(query);
   }
 

@@ -1,21 +1,18 @@
 import Database from "better-sqlite3";
 import {
-  type AuditEntry,
-  type AuditHead,
-  type AuditQuery,
-  type AuditRecord,
-  GENESIS_HASH,
-} from "../audit-types.js";
+  type AuditHeadRow,
+  auditInsertValues,
+  firstSeqSince,
+  toAuditHead,
+} from "../audit-append.js";
+import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
 import {
   AUDIT_COLUMNS,
+  AUDIT_INSERT_COLUMNS,
   type AuditRow,
-  copyAuditEntry,
-  pushAuditValues,
-  toAuditRecord,
+  toStoredAuditRecord,
 } from "../rows.js";
 import { writeTransaction } from "./sql.js";
-
-export type AuditChain = (prevHash: string, seq: number, entry: AuditEntry) => string;
 
 interface ReadParams {
   projectId?: string;
@@ -24,8 +21,9 @@ interface ReadParams {
   limit: number;
 }
 
-const ROW_PLACEHOLDERS = `(${Array.from({ length: 14 }, () => "?").join(", ")})`;
-/** Records per INSERT statement (14 parameters each, well under SQLite's limit). */
+const COLUMNS_PER_ROW = 7;
+const ROW_PLACEHOLDERS = `(${Array.from({ length: COLUMNS_PER_ROW }, () => "?").join(", ")})`;
+/** Records per INSERT statement (7 parameters each, well under SQLite's limit). */
 const INSERT_ROWS = 50;
 
 /**
@@ -52,8 +50,9 @@ export function openAuditConnection(path: string, busyTimeoutMs: number): Databa
 
 /**
  * Only the filters the query uses appear in the SQL: an `@x IS NULL OR`
- * predicate would keep SQLite from using the (project_id, time) and (time)
- * indexes on what is the store's largest table.
+ * predicate would keep SQLite from using the (project_id, seq) index on
+ * what is the store's largest table. A time filter starts at the seq
+ * firstSeqSince finds, so it needs no index of its own.
  */
 function readSql(byProject: boolean, bySince: boolean): string {
   const where = ["seq > @afterSeq"];
@@ -67,14 +66,18 @@ function readSql(byProject: boolean, bySince: boolean): string {
 export class AuditTable {
   readonly #db: Database.Database;
   readonly #head;
+  readonly #timeBoundAt;
   /** INSERT statements of 1..INSERT_ROWS rows, prepared as first needed. */
   readonly #inserts = new Map<number, Database.Statement<unknown[]>>();
   readonly #reads = new Map<string, Database.Statement<[ReadParams], AuditRow>>();
 
   constructor(db: Database.Database) {
     this.#db = db;
-    this.#head = db.prepare<[], AuditHead>(
-      "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+    this.#head = db.prepare<[], AuditHeadRow>(
+      "SELECT seq, seal, time_bound FROM audit_records ORDER BY seq DESC LIMIT 1",
+    );
+    this.#timeBoundAt = db.prepare<[number], { seq: number; time_bound: number }>(
+      "SELECT seq, time_bound FROM audit_records WHERE seq >= ? ORDER BY seq LIMIT 1",
     );
   }
 
@@ -87,47 +90,46 @@ export class AuditTable {
     let statement = this.#inserts.get(rows);
     if (statement === undefined) {
       const values = Array.from({ length: rows }, () => ROW_PLACEHOLDERS).join(", ");
-      statement = this.#db.prepare(`INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES ${values}`);
+      statement = this.#db.prepare(
+        `INSERT INTO audit_records (${AUDIT_INSERT_COLUMNS}) VALUES ${values}`,
+      );
       this.#inserts.set(rows, statement);
     }
     return statement;
   }
 
-  append(entries: readonly AuditEntry[], chain: AuditChain): void {
-    if (entries.length === 0) return;
-    const copies = entries.map(copyAuditEntry);
+  append(build: AuditBuild): void {
     // The head is read under the write lock: another process appending at the
     // same time either committed before (and its head is read) or waits.
     writeTransaction(this.#db, () => {
-      let prev = this.#head.get() ?? { seq: 0, hash: GENESIS_HASH };
-      for (let from = 0; from < copies.length; from += INSERT_ROWS) {
-        const chunk = copies.slice(from, from + INSERT_ROWS);
-        const values: unknown[] = [];
-        for (const entry of chunk) {
-          const seq = prev.seq + 1;
-          const hash = chain(prev.hash, seq, entry);
-          pushAuditValues(values, seq, entry, prev.hash, hash);
-          prev = { seq, hash };
-        }
-        this.#insertRows(chunk.length).run(...values);
+      for (const values of auditInsertValues(this.#head.get(), build, INSERT_ROWS)) {
+        this.#insertRows(values.length / COLUMNS_PER_ROW).run(...values);
       }
     });
   }
 
-  read(query: AuditQuery): AuditRecord[] {
+  async read(query: AuditQuery): Promise<StoredAuditRecord[]> {
     if (!Number.isSafeInteger(query.limit) || query.limit < 1) {
       throw new RangeError(`limit must be a positive integer, got ${query.limit}`);
     }
     const params: ReadParams = { afterSeq: query.afterSeq ?? 0, limit: query.limit };
     if (query.projectId !== undefined) params.projectId = query.projectId;
-    if (query.since !== undefined) params.since = query.since;
+    if (query.since !== undefined) {
+      params.since = query.since;
+      const headSeq = this.#head.get()?.seq ?? 0;
+      const from = await firstSeqSince(query.since, params.afterSeq, headSeq, (seq) =>
+        this.#timeBoundAt.get(seq),
+      );
+      params.afterSeq = from - 1;
+    }
     return this.#read(query.projectId !== undefined, query.since !== undefined)
       .all(params)
-      .map(toAuditRecord);
+      .map(toStoredAuditRecord);
   }
 
   head(): AuditHead | undefined {
-    return this.#head.get();
+    const row = this.#head.get();
+    return row === undefined ? undefined : toAuditHead(row);
   }
 
   #read(byProject: boolean, bySince: boolean): Database.Statement<[ReadParams], AuditRow> {

@@ -159,6 +159,42 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX credentials_root_key ON credentials (root_key_id);
     `,
   },
+  {
+    version: 5,
+    description: "audit records as sealed JSON text",
+    up: `
+      -- Format 2 (src/audit/chain.ts): each record is one JSON text, and the
+      -- last record of every append carries the seal. Older records become
+      -- format 1: the same fields as JSON, their own hash as their seal.
+      -- time_bound is the highest time up to each record: it never decreases
+      -- along seq, so a time filter bisects seq instead of paying for an
+      -- index on time on every append. The project index is on (project_id,
+      -- seq), the order every read returns.
+      CREATE TABLE audit_records_v2 (
+        seq        INTEGER PRIMARY KEY,
+        time       INTEGER NOT NULL,
+        time_bound INTEGER NOT NULL,
+        project_id TEXT    NOT NULL,
+        record     TEXT    NOT NULL,
+        seal       TEXT,
+        format     INTEGER NOT NULL CHECK (format IN (1, 2))
+      );
+
+      INSERT INTO audit_records_v2 (seq, time, time_bound, project_id, record, seal, format)
+        SELECT seq, time, max(time) OVER (ORDER BY seq), project_id,
+          json_object(
+            'time', time, 'requestId', request_id, 'protocol', protocol,
+            'projectId', project_id, 'principal', principal, 'operation', operation,
+            'keyId', key_id, 'sequence', sequence, 'outcome', outcome,
+            'latencyUs', latency_us, 'context', json(context)),
+          hash, 1
+        FROM audit_records;
+
+      DROP TABLE audit_records;
+      ALTER TABLE audit_records_v2 RENAME TO audit_records;
+      CREATE INDEX audit_records_project ON audit_records (project_id, seq);
+    `,
+  },
 ];
 
 const CREATE_MIGRATIONS_TABLE = `

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
-import type { AuditEntry, AuditHead, AuditQuery, AuditRecord } from "../audit-types.js";
+import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
 import { applyPatch, isEmptyPatch, planRotation } from "../key-changes.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
 import {
@@ -27,7 +27,7 @@ import {
   type Store,
 } from "../types.js";
 import { AccessTables } from "./access-tables.js";
-import { type AuditChain, AuditTable, openAuditConnection } from "./audit-table.js";
+import { AuditTable, openAuditConnection } from "./audit-table.js";
 import { ChangeFeed } from "./change-feed.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
 import { sqliteUnsupportedReason } from "./node-support.js";
@@ -546,11 +546,11 @@ class SqliteStoreImpl implements SqliteStore {
     return this.#access.revokeToken(tokenId, now);
   }
 
-  async appendAudit(entries: readonly AuditEntry[], chain: AuditChain): Promise<void> {
-    this.#audit.append(entries, chain);
+  async appendAudit(build: AuditBuild): Promise<void> {
+    this.#audit.append(build);
   }
 
-  async readAudit(query: AuditQuery): Promise<AuditRecord[]> {
+  async readAudit(query: AuditQuery): Promise<StoredAuditRecord[]> {
     return this.#audit.read(query);
   }
 

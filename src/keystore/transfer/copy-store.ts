@@ -1,12 +1,6 @@
-import type { AuditEntry } from "../audit-types.js";
+import type { StoredAuditRecord } from "../audit-types.js";
 import type { Store } from "../types.js";
-import {
-  allKeys,
-  auditEntryOf,
-  auditRecords,
-  nonEmptyTables,
-  type TableName,
-} from "./store-contents.js";
+import { allKeys, auditRecords, nonEmptyTables, type TableName } from "./store-contents.js";
 
 export class TargetNotEmptyError extends Error {
   constructor(readonly tables: readonly TableName[]) {
@@ -25,7 +19,7 @@ export interface CopyResult {
 /**
  * Copies everything `source` holds into the empty `target`: metadata (the
  * root key's fingerprint, the wrapped audit key), keys with every version,
- * credentials, tokens, and the audit trail with its hashes unchanged. The
+ * credentials, tokens, and the audit trail with its seals unchanged. The
  * change feed is not copied: processes on the target start following the
  * target's own.
  *
@@ -49,21 +43,20 @@ export async function copyStore(source: Store, target: Store): Promise<CopyResul
     await target.createCredential(credential);
   }
   for (const token of await source.listTokens()) await target.createToken(token);
+  let copied: StoredAuditRecord | undefined;
   for await (const page of auditRecords(source, auditHeadSeq)) {
-    const bySeq = new Map(page.map((record) => [record.seq, record]));
-    // appendAudit numbers and links the records itself; this `chain` hands
-    // back each record's original hash after checking the target put it at
-    // the same place after the same record, so the trail arrives verbatim.
-    await target.appendAudit(
-      page.map(auditEntryOf),
-      (prevHash: string, seq: number, _: AuditEntry) => {
-        const original = bySeq.get(seq);
-        if (original === undefined || original.prevHash !== prevHash) {
-          throw new Error(`audit record ${seq} would not follow the same record as in the source`);
-        }
-        return original.hash;
-      },
-    );
+    // Records go over verbatim (text, seal, format): each page must land on
+    // the same record it follows in the source.
+    const follows = copied;
+    await target.appendAudit((head) => {
+      if (head?.seq !== follows?.seq || head?.seal !== follows?.seal) {
+        throw new Error(
+          `audit record ${page[0]?.seq} would not follow the same record as in the source`,
+        );
+      }
+      return page;
+    });
+    copied = page.at(-1);
   }
   return { auditHeadSeq };
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { AuditEntry, AuditRecord } from "../audit-types.js";
+import type { StoredAuditRecord } from "../audit-types.js";
 import type { KeyRecord, Store } from "../types.js";
 
 /** What a store holds, table by table, as `kmsd store copy` moves and compares it. */
@@ -39,7 +39,7 @@ export async function* allKeys(store: Store): AsyncGenerator<KeyRecord> {
 export async function* auditRecords(
   store: Store,
   lastSeq = Number.POSITIVE_INFINITY,
-): AsyncGenerator<AuditRecord[]> {
+): AsyncGenerator<StoredAuditRecord[]> {
   let afterSeq = 0;
   while (afterSeq < lastSeq) {
     const page = (await store.readAudit({ afterSeq, limit: PAGE })).filter((r) => r.seq <= lastSeq);
@@ -48,23 +48,6 @@ export async function* auditRecords(
     if (last === undefined || page.length < PAGE) return;
     afterSeq = last.seq;
   }
-}
-
-/** Exactly the fields appendAudit takes, so a copied record hashes as the original. */
-export function auditEntryOf(record: AuditRecord): AuditEntry {
-  return {
-    time: record.time,
-    requestId: record.requestId,
-    protocol: record.protocol,
-    projectId: record.projectId,
-    principal: record.principal,
-    operation: record.operation,
-    keyId: record.keyId,
-    sequence: record.sequence,
-    outcome: record.outcome,
-    latencyUs: record.latencyUs,
-    context: record.context,
-  };
 }
 
 /**

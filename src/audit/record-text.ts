@@ -1,0 +1,108 @@
+import type { AuditEntry, AuditRecord, StoredAuditRecord } from "../keystore/audit-types.js";
+
+/**
+ * An audit entry as the text the store keeps and the seal covers: a JSON
+ * object, its fields always in this order. Serialised once, so what is
+ * sealed is byte for byte what is stored and what a verifier reads back.
+ * Throws a TypeError for a context that is not strings only (stored, it
+ * would fail every later read of the trail).
+ */
+export function auditText(entry: AuditEntry): string {
+  for (const key in entry.context) {
+    if (typeof entry.context[key] !== "string") {
+      throw new TypeError(`audit entry ${entry.requestId}: context must map strings to strings`);
+    }
+  }
+  return JSON.stringify({
+    time: entry.time,
+    requestId: entry.requestId,
+    protocol: entry.protocol,
+    projectId: entry.projectId,
+    principal: entry.principal,
+    operation: entry.operation,
+    keyId: entry.keyId,
+    sequence: entry.sequence,
+    outcome: entry.outcome,
+    latencyUs: entry.latencyUs,
+    context: entry.context,
+  });
+}
+
+export class MalformedAuditRecordError extends Error {
+  constructor(
+    readonly seq: number,
+    problem: string,
+  ) {
+    super(`audit record ${seq} is malformed: ${problem}`);
+    this.name = "MalformedAuditRecordError";
+  }
+}
+
+const STRING_FIELDS = [
+  "requestId",
+  "protocol",
+  "projectId",
+  "principal",
+  "operation",
+  "keyId",
+  "sequence",
+  "outcome",
+] as const;
+
+/**
+ * The entry a stored record holds. Throws MalformedAuditRecordError when its
+ * text is not an entry, or its time or project columns disagree with it
+ * (rows edited behind kmsd's back).
+ */
+export function parseAuditRecord(stored: StoredAuditRecord): AuditRecord {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stored.text);
+  } catch {
+    throw new MalformedAuditRecordError(stored.seq, "its text is not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new MalformedAuditRecordError(stored.seq, "its text is not a JSON object");
+  }
+  const fields = parsed as Record<string, unknown>;
+  for (const name of STRING_FIELDS) {
+    if (typeof fields[name] !== "string") {
+      throw new MalformedAuditRecordError(stored.seq, `${name} is not a string`);
+    }
+  }
+  for (const name of ["time", "latencyUs"] as const) {
+    if (!Number.isSafeInteger(fields[name])) {
+      throw new MalformedAuditRecordError(stored.seq, `${name} is not an integer`);
+    }
+  }
+  const context = fields.context;
+  if (
+    typeof context !== "object" ||
+    context === null ||
+    Array.isArray(context) ||
+    !Object.values(context).every((value) => typeof value === "string")
+  ) {
+    throw new MalformedAuditRecordError(stored.seq, "context is not a map of strings");
+  }
+  const entry = fields as unknown as AuditEntry;
+  if (entry.time !== stored.time || entry.projectId !== stored.projectId) {
+    throw new MalformedAuditRecordError(stored.seq, "its time or project column was changed");
+  }
+  return {
+    seq: stored.seq,
+    time: entry.time,
+    requestId: entry.requestId,
+    protocol: entry.protocol,
+    projectId: entry.projectId,
+    principal: entry.principal,
+    operation: entry.operation,
+    keyId: entry.keyId,
+    sequence: entry.sequence,
+    outcome: entry.outcome,
+    latencyUs: entry.latencyUs,
+    context: context as Record<string, string>,
+    text: stored.text,
+    seal: stored.seal,
+    format: stored.format,
+  };
+}
