@@ -102,6 +102,7 @@ export function createServer(
       // Before anything opens: a bad certificate must not leave a store open.
       const tls = loadTlsOptions(config);
       core = await openKmsCore(config, logger, {
+        serving: true,
         outerInterceptors: [observe],
         // A worker of `kmsd serve --workers N` enforces its share of the limit.
         rateLimit: processRateLimit(config, cluster.isWorker ? config.workers : 1),

@@ -13,7 +13,15 @@ export function auditText(entry: AuditEntry): string {
       throw new TypeError(`audit entry ${entry.requestId}: context must map strings to strings`);
     }
   }
-  return JSON.stringify({
+  return JSON.stringify(entryFields(entry));
+}
+
+/**
+ * Exactly the entry's fields, in the order its text lists them: what is
+ * written, and what a parsed text keeps (nothing else it may hold).
+ */
+function entryFields(entry: AuditEntry): AuditEntry {
+  return {
     time: entry.time,
     requestId: entry.requestId,
     protocol: entry.protocol,
@@ -25,7 +33,7 @@ export function auditText(entry: AuditEntry): string {
     outcome: entry.outcome,
     latencyUs: entry.latencyUs,
     context: entry.context,
-  });
+  };
 }
 
 export class MalformedAuditRecordError extends Error {
@@ -89,18 +97,8 @@ export function parseAuditRecord(stored: StoredAuditRecord): AuditRecord {
     throw new MalformedAuditRecordError(stored.seq, "its time or project column was changed");
   }
   return {
+    ...entryFields(entry),
     seq: stored.seq,
-    time: entry.time,
-    requestId: entry.requestId,
-    protocol: entry.protocol,
-    projectId: entry.projectId,
-    principal: entry.principal,
-    operation: entry.operation,
-    keyId: entry.keyId,
-    sequence: entry.sequence,
-    outcome: entry.outcome,
-    latencyUs: entry.latencyUs,
-    context: context as Record<string, string>,
     text: stored.text,
     seal: stored.seal,
     format: stored.format,

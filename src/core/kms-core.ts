@@ -71,6 +71,8 @@ export interface KmsCoreOptions {
   readonly decorateStore?: (store: Store) => Store;
   /** The per-project limit of cryptographic operations on the network chain (none if absent). */
   readonly rateLimit?: RateLimit | undefined;
+  /** A server process (not one CLI command): the store may start background work. */
+  readonly serving?: boolean;
 }
 
 export async function openKmsCore(
@@ -78,7 +80,7 @@ export async function openKmsCore(
   logger: Logger,
   options: KmsCoreOptions = {},
 ): Promise<KmsCore> {
-  const opened = await openStore(config);
+  const opened = await openStore(config, { serving: options.serving });
   const store = options.decorateStore?.(opened) ?? opened;
   try {
     const rootKeys = await resolveRootKeys(config, store, (message) => logger.warn(message));

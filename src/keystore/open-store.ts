@@ -18,10 +18,16 @@ export const STORE_SETTING_NAMES = [
  * The one way the server and every CLI command open the store: PostgreSQL
  * when a database URL is set, else SQLite in the data directory. The data
  * directory is created either way: it also holds the bootstrap credentials
- * and a development root key.
+ * and a development root key. `serving`: for a server process rather than
+ * one CLI command (SQLite then checkpoints on a worker thread).
  */
-export async function openStore(settings: StoreSettings): Promise<Store> {
-  if (settings.databaseUrl === "") return openSqliteStore({ dataDir: settings.dataDir });
+export async function openStore(
+  settings: StoreSettings,
+  use: { readonly serving?: boolean } = {},
+): Promise<Store> {
+  if (settings.databaseUrl === "") {
+    return openSqliteStore({ dataDir: settings.dataDir, backgroundCheckpoints: use.serving });
+  }
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   return openPostgresStore({ url: settings.databaseUrl, poolSize: settings.databasePoolSize });
 }

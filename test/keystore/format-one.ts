@@ -1,6 +1,10 @@
+import { expect } from "vitest";
 import { formatOneHash } from "../../src/audit/chain.js";
+import { parseAuditRecord } from "../../src/audit/record-text.js";
 import { type AuditEntry, GENESIS_HASH } from "../../src/keystore/audit-types.js";
-import { makeAuditEntry, P1, P2, TEST_CHAIN_KEY } from "./fixtures.js";
+import type { Store } from "../../src/keystore/types.js";
+import { entryOf, expectUnbrokenChain } from "./chain-check.js";
+import { makeAuditEntry, P1, P2, TEST_CHAIN_KEY, testAppend } from "./fixtures.js";
 
 /** An audit row as kmsd wrote it before format 2: its fields, the previous hash and its own. */
 export interface FormatOneRow {
@@ -52,4 +56,29 @@ export function formatOneValues(row: FormatOneRow): unknown[] {
     row.prevHash,
     row.hash,
   ];
+}
+
+/**
+ * What a store migrated from `trail` must hold: format 1 records carrying
+ * their old hashes as seals and the same entries; an append then seals on
+ * from them into one unbroken chain; time filters work over both formats.
+ */
+export async function expectMigratedTrail(store: Store, trail: readonly FormatOneRow[]) {
+  const migrated = await store.readAudit({ limit: 100 });
+  expect(migrated.map(({ format, seal }) => ({ format, seal }))).toEqual(
+    trail.map((row) => ({ format: 1, seal: row.hash })),
+  );
+  expect(migrated.map((record) => entryOf(parseAuditRecord(record)))).toEqual(
+    trail.map((row) => row.entry),
+  );
+  await store.appendAudit(testAppend([makeAuditEntry({ time: 40 }), makeAuditEntry({ time: 5 })]));
+  const all = await store.readAudit({ limit: 100 });
+  expectUnbrokenChain(all);
+  expect(all.slice(trail.length).map((record) => record.format)).toEqual([2, 2]);
+  // time_bound was filled in for the migrated rows: time filters still hold.
+  for (const since of [10, 30, 45, 70, 71]) {
+    expect(await store.readAudit({ since, limit: 100 })).toEqual(
+      all.filter((record) => record.time >= since),
+    );
+  }
 }

@@ -1,6 +1,5 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parseAuditRecord } from "../../src/audit/record-text.js";
 import { clientConfig, storeError } from "../../src/keystore/postgres/connection.js";
 import { parseDatabaseUrl } from "../../src/keystore/postgres/database-url.js";
 import {
@@ -30,7 +29,7 @@ import {
   withAdminClient,
 } from "../support/postgres.js";
 import { eventually } from "../support/store-faults.js";
-import { entryOf, expectUnbrokenChain, requestIds } from "./chain-check.js";
+import { expectUnbrokenChain, requestIds } from "./chain-check.js";
 import { describeStoreContract } from "./contract.js";
 import {
   makeAuditEntry,
@@ -41,7 +40,7 @@ import {
   P1,
   testAppend,
 } from "./fixtures.js";
-import { formatOneTrail, formatOneValues } from "./format-one.js";
+import { expectMigratedTrail, formatOneTrail, formatOneValues } from "./format-one.js";
 import { describeRewrapContract } from "./rewrap-contract.js";
 
 let contractSchema: TestSchema | undefined;
@@ -399,24 +398,7 @@ describe("PostgreSQL key store", () => {
 
       const store = await openStore(at.url);
 
-      const migrated = await store.readAudit({ limit: 100 });
-      expect(migrated.map(({ format, seal }) => ({ format, seal }))).toEqual(
-        trail.map((row) => ({ format: 1, seal: row.hash })),
-      );
-      expect(migrated.map((record) => entryOf(parseAuditRecord(record)))).toEqual(
-        trail.map((row) => row.entry),
-      );
-      await store.appendAudit(
-        testAppend([makeAuditEntry({ time: 40 }), makeAuditEntry({ time: 5 })]),
-      );
-      const all = await store.readAudit({ limit: 100 });
-      expectUnbrokenChain(all);
-      expect(all.slice(5).map((record) => record.format)).toEqual([2, 2]);
-      for (const since of [10, 30, 45, 70, 71]) {
-        expect(await store.readAudit({ since, limit: 100 })).toEqual(
-          all.filter((record) => record.time >= since),
-        );
-      }
+      await expectMigratedTrail(store, trail);
       const indexes = await adminRows<{ indexname: string }>(
         at.schema,
         `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'audit_records'

@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parseAuditRecord } from "../../src/audit/record-text.js";
 import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
 import {
   connectionsForTesting,
@@ -14,7 +13,7 @@ import {
   type SqliteStore,
 } from "../../src/keystore/sqlite/sqlite-store.js";
 import { AliasTakenError, type KeyRecord, KeyState } from "../../src/keystore/types.js";
-import { entryOf, expectUnbrokenChain, requestIds } from "./chain-check.js";
+import { expectUnbrokenChain, requestIds } from "./chain-check.js";
 import { describeStoreContract } from "./contract.js";
 import {
   makeAuditEntry,
@@ -24,7 +23,7 @@ import {
   makeVersion,
   testAppend,
 } from "./fixtures.js";
-import { formatOneTrail, formatOneValues } from "./format-one.js";
+import { expectMigratedTrail, formatOneTrail, formatOneValues } from "./format-one.js";
 import { describeRewrapContract } from "./rewrap-contract.js";
 
 async function tempDir(): Promise<string> {
@@ -180,6 +179,42 @@ describe("SQLite key store", () => {
       const { main, audit } = connectionsForTesting(store);
       await store.close();
       expect([main.open, audit.open]).toEqual([false, false]);
+    });
+
+    it("checkpoints the WAL on a worker thread when serving, and stops it on close", async () => {
+      const sizeAfterAppends = async (store: SqliteStore) => {
+        const before = (await stat(store.path)).size;
+        for (let i = 0; i < 20; i++) {
+          const entries = Array.from({ length: 100 }, () => makeAuditEntry());
+          await store.appendAudit(testAppend(entries));
+        }
+        // Longer than the checkpoint interval (200 ms), well short of a
+        // commit reaching any autocheckpoint threshold (2000 records ~ 200 pages).
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        return { before, after: (await stat(store.path)).size };
+      };
+      const inline = await openSqliteStore({ dataDir: join(dir, "inline") });
+      open.push(inline);
+      const serving = await openSqliteStore({
+        dataDir: join(dir, "serving"),
+        backgroundCheckpoints: true,
+      });
+
+      const { main, audit } = connectionsForTesting(serving);
+      expect([main, audit].map((c) => c.pragma("wal_autocheckpoint", { simple: true }))).toEqual([
+        10_000, 10_000,
+      ]);
+      // Without the worker the appended pages are still only in the WAL...
+      const unchanged = await sizeAfterAppends(inline);
+      expect(unchanged.after).toBe(unchanged.before);
+      // ...with it, they reach the database file without any commit checkpointing.
+      const grown = await sizeAfterAppends(serving);
+      expect(grown.after).toBeGreaterThan(grown.before + 100_000);
+
+      // close() waits for the worker's last checkpoint and exit: a worker
+      // left running would hang it past the test's timeout.
+      await serving.close();
+      expect(await serving.readAudit({ limit: 1 }).catch((e) => e)).toBeInstanceOf(Error);
     });
 
     it("refuses, in the test-only helper, a store it did not open", () => {
@@ -423,25 +458,8 @@ describe("SQLite key store", () => {
       }
 
       const store = await openStore();
-      const migrated = await store.readAudit({ limit: 100 });
-      expect(migrated.map(({ format, seal }) => ({ format, seal }))).toEqual(
-        trail.map((row) => ({ format: 1, seal: row.hash })),
-      );
-      expect(migrated.map((record) => entryOf(parseAuditRecord(record)))).toEqual(
-        trail.map((row) => row.entry),
-      );
-      const appended = [makeAuditEntry({ time: 40 }), makeAuditEntry({ time: 5 })];
-      await store.appendAudit(testAppend(appended));
 
-      const all = await store.readAudit({ limit: 100 });
-      expectUnbrokenChain(all);
-      expect(all.slice(5).map((record) => record.format)).toEqual([2, 2]);
-      // time_bound was filled in for the migrated rows: time filters still hold.
-      for (const since of [10, 30, 45, 70, 71]) {
-        expect(await store.readAudit({ since, limit: 100 })).toEqual(
-          all.filter((record) => record.time >= since),
-        );
-      }
+      await expectMigratedTrail(store, trail);
       withRawDb(store.path, (raw) => {
         expect(indexColumns(raw, "audit_records")).toEqual({
           audit_records_project: ["project_id", "seq"],

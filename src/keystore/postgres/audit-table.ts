@@ -11,7 +11,7 @@ import {
   type AuditRow,
   toStoredAuditRecord,
 } from "../rows.js";
-import type { PgDatabase, Queryable } from "./database.js";
+import type { PgDatabase } from "./database.js";
 import { LockClass } from "./migrations.js";
 
 /** Records per INSERT statement (7 parameters each, well under PostgreSQL's 65535). */
@@ -63,7 +63,7 @@ export class PgAuditTable {
     }
     let afterSeq = query.afterSeq ?? 0;
     if (query.since !== undefined) {
-      const headSeq = (await this.headRow(this.db))?.seq ?? 0;
+      const headSeq = (await this.headRow())?.seq ?? 0;
       const from = await firstSeqSince(query.since, afterSeq, headSeq, async (seq) => {
         const [row] = await this.db.rows<{ seq: number; time_bound: number }>({
           name: "kmsd_audit_time_bound",
@@ -96,12 +96,12 @@ export class PgAuditTable {
   }
 
   async head(): Promise<AuditHead | undefined> {
-    const row = await this.headRow(this.db);
+    const row = await this.headRow();
     return row === undefined ? undefined : toAuditHead(row);
   }
 
-  private async headRow(db: Queryable): Promise<AuditHeadRow | undefined> {
-    const [row] = await db.rows<AuditHeadRow>(HEAD);
+  private async headRow(): Promise<AuditHeadRow | undefined> {
+    const [row] = await this.db.rows<AuditHeadRow>(HEAD);
     return row;
   }
 }

@@ -29,6 +29,7 @@ import {
 import { AccessTables } from "./access-tables.js";
 import { AuditTable, openAuditConnection } from "./audit-table.js";
 import { ChangeFeed } from "./change-feed.js";
+import { BackgroundCheckpointer, SAFETY_AUTOCHECKPOINT_PAGES } from "./checkpointer.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
 import { sqliteUnsupportedReason } from "./node-support.js";
 import { isConstraintViolation, writeTransaction } from "./sql.js";
@@ -43,7 +44,16 @@ export interface SqliteStoreOptions {
    * seeding). The server and the CLI always use the default, "durable".
    */
   readonly durability?: "durable" | "bulk";
+  /**
+   * Checkpoint the WAL on a worker thread rather than in the commit that
+   * fills it (see checkpointer.ts): for the server, whose audit appends would
+   * otherwise stall requests. Short-lived CLI runs leave it off.
+   */
+  readonly backgroundCheckpoints?: boolean;
 }
+
+/** How often the background checkpointer copies the WAL into the database. */
+const CHECKPOINT_INTERVAL_MS = 200;
 
 export type SqliteStore = Store & { readonly path: string };
 
@@ -70,7 +80,14 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     migrate(db);
     db.pragma("foreign_keys = ON");
     auditDb = openAuditConnection(path, BUSY_TIMEOUT_MS);
-    return new SqliteStoreImpl(db, auditDb, path);
+    let checkpointer: BackgroundCheckpointer | undefined;
+    if (options.backgroundCheckpoints === true) {
+      for (const connection of [db, auditDb]) {
+        connection.pragma(`wal_autocheckpoint = ${SAFETY_AUTOCHECKPOINT_PAGES}`);
+      }
+      checkpointer = BackgroundCheckpointer.start(path, CHECKPOINT_INTERVAL_MS, BUSY_TIMEOUT_MS);
+    }
+    return new SqliteStoreImpl(db, auditDb, path, checkpointer);
   } catch (error) {
     auditDb?.close();
     db.close();
@@ -147,6 +164,7 @@ function keyParams(key: KeyRecord) {
 class SqliteStoreImpl implements SqliteStore {
   readonly #db: Database.Database;
   readonly #auditDb: Database.Database;
+  readonly #checkpointer: BackgroundCheckpointer | undefined;
   readonly #changes: ChangeFeed;
   readonly #access: AccessTables;
   readonly #audit: AuditTable;
@@ -161,9 +179,11 @@ class SqliteStoreImpl implements SqliteStore {
     db: Database.Database,
     auditDb: Database.Database,
     readonly path: string,
+    checkpointer: BackgroundCheckpointer | undefined,
   ) {
     this.#db = db;
     this.#auditDb = auditDb;
+    this.#checkpointer = checkpointer;
     this.#changes = new ChangeFeed(db);
     this.#access = new AccessTables(db, this.#changes);
     this.#audit = new AuditTable(auditDb);
@@ -561,5 +581,6 @@ class SqliteStoreImpl implements SqliteStore {
   async close(): Promise<void> {
     if (this.#auditDb.open) this.#auditDb.close();
     if (this.#db.open) this.#db.close();
+    await this.#checkpointer?.stop();
   }
 }
