@@ -50,22 +50,21 @@ export function sealEntries(
   return (head) => {
     if (head !== undefined && head.seal === undefined) throw new UnsealedHeadError(head.seq);
     const firstSeq = (head?.seq ?? 0) + 1;
-    const records: StoredAuditRecord[] = [];
-    let sealed = "";
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as AuditEntry;
-      const text = texts[i] as string;
-      const seq = firstSeq + i;
-      sealed += sealedLine(seq, text);
-      const seal =
-        i === entries.length - 1
-          ? sealStart(chainKey, head?.seal ?? GENESIS_HASH)
-              .update(sealed)
-              .digest("hex")
-          : undefined;
-      records.push({ seq, time: entry.time, projectId: entry.projectId, text, seal, format: 2 });
-    }
-    return records;
+    const last = entries.length - 1;
+    const seal =
+      last < 0
+        ? undefined
+        : sealStart(chainKey, head?.seal ?? GENESIS_HASH)
+            .update(texts.map((text, i) => sealedLine(firstSeq + i, text)).join(""))
+            .digest("hex");
+    return entries.map((entry, i) => ({
+      seq: firstSeq + i,
+      time: entry.time,
+      projectId: entry.projectId,
+      text: texts[i] as string,
+      seal: i === last ? seal : undefined,
+      format: 2,
+    }));
   };
 }
 
@@ -152,6 +151,25 @@ export class ChainVerifier {
     this.open = undefined;
     if (hmac.digest("hex") !== record.seal) return { seq: firstSeq, reason: "seal", lastSeq: seq };
     return this.sealed(record);
+  }
+
+  /**
+   * Checks a whole trail, read a page at a time, then what follows the last
+   * seal; `seen` gets each record that did not break it. The first break,
+   * or undefined when the trail holds.
+   */
+  async checkPages(
+    pages: AsyncIterable<readonly StoredAuditRecord[]>,
+    seen?: (record: StoredAuditRecord) => void,
+  ): Promise<ChainBreak | undefined> {
+    for await (const page of pages) {
+      for (const record of page) {
+        const broken = this.check(record);
+        if (broken !== undefined) return broken;
+        seen?.(record);
+      }
+    }
+    return this.finish();
   }
 
   /** After the last record: records since the last seal are a break. */

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ChainBreak, ChainVerifier, describeBreak } from "../../audit/chain.js";
+import { ChainVerifier, describeBreak } from "../../audit/chain.js";
 import { parseAuditRecord } from "../../audit/record-text.js";
 import type { AuditQuery, AuditRecord, StoredAuditRecord } from "../../keystore/audit-types.js";
+import { auditRecords } from "../../keystore/transfer/store-contents.js";
 import type { Store } from "../../keystore/types.js";
 import { withCore } from "../admin-call.js";
 import { type Command, STORE_SETTINGS, UsageError } from "../command.js";
@@ -119,16 +120,16 @@ export const auditCommands: Command[] = [
           context.stderr(`kmsd: the audit chain breaks at record ${brokenAt}: ${reason}\n`);
           return 1;
         };
-        const failAt = (broken: ChainBreak) =>
-          // Where the chain breaks: for a gap, the first missing record.
-          fail(broken.reason === "gap" ? broken.expectedSeq : broken.seq, describeBreak(broken));
-        for await (const record of readAll(store, {})) {
-          const broken = verifier.check(record);
-          if (broken !== undefined) return failAt(broken);
+        const broken = await verifier.checkPages(auditRecords(store), (record) => {
           if (record.seq === known?.seq) knownSeal = record.seal ?? "";
+        });
+        if (broken !== undefined) {
+          // Where the chain breaks: for a gap, the first missing record.
+          return fail(
+            broken.reason === "gap" ? broken.expectedSeq : broken.seq,
+            describeBreak(broken),
+          );
         }
-        const unsealed = verifier.finish();
-        if (unsealed !== undefined) return failAt(unsealed);
         const head = verifier.lastGood;
         if (known !== undefined && knownSeal === undefined) {
           return fail(

@@ -52,17 +52,9 @@ export interface CopyVerification {
 /** Walks the store's whole audit trail, checking every seal with the chain key. */
 export async function verifyAuditChain(store: Store, chainKey: KeyObject): Promise<ChainReport> {
   const verifier = new ChainVerifier(chainKey);
-  for await (const page of auditRecords(store)) {
-    for (const record of page) {
-      const broken = verifier.check(record);
-      if (broken !== undefined) {
-        return { ok: false, verified: verifier.verified, reason: describeBreak(broken) };
-      }
-    }
-  }
-  const unsealed = verifier.finish();
-  if (unsealed !== undefined) {
-    return { ok: false, verified: verifier.verified, reason: describeBreak(unsealed) };
+  const broken = await verifier.checkPages(auditRecords(store));
+  if (broken !== undefined) {
+    return { ok: false, verified: verifier.verified, reason: describeBreak(broken) };
   }
   return { ok: true, verified: verifier.verified };
 }
