@@ -30,7 +30,11 @@ import { RotationSweeper } from "./service/rotation-sweeper.js";
 import type { CallInfo } from "./transport/call-info.js";
 import { createHttpHandler } from "./transport/http-handler.js";
 import { createListener, type Listener } from "./transport/listener.js";
-import { type RequestLimits, registerService } from "./transport/request-limits.js";
+import {
+  maxRequestBytes,
+  type RequestLimits,
+  registerService,
+} from "./transport/request-limits.js";
 import { createRestGateway } from "./transport/rest/gateway.js";
 import { openApiJson } from "./transport/rest/openapi.js";
 import { RouteTable } from "./transport/rest/route-table.js";
@@ -183,6 +187,12 @@ export function createServer(
     listener = createListener({
       handler: handler.request,
       streamHandler: handler.stream,
+      http1: {
+        take: handler.http1,
+        maxBodyBytes: Math.max(
+          ...KmsService.methods.map((method) => maxRequestBytes(method, config.maxBodyBytes)),
+        ),
+      },
       slowClientTimeoutMs: config.slowClientTimeoutMs,
       maxHeaderBytes: config.maxHeaderBytes,
       maxConcurrentStreams: config.maxConcurrentStreams,

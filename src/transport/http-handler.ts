@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -12,6 +12,7 @@ import { huaweiCodeOf, toKmsError } from "../errors/kms-error.js";
 import { callInfoKey, protocolOfContentType } from "./call-info.js";
 import { dropUnreachableDeadline } from "./deadline.js";
 import { encodeGrpcMessage, useGrpcMessageEncoding } from "./grpc-message.js";
+import type { Http1Request } from "./http1/connection.js";
 import type { RequestHandler, StreamHandler } from "./listener.js";
 import { huaweiJsonOptions } from "./message-codec.js";
 import { NodeCall } from "./node-call.js";
@@ -20,7 +21,12 @@ import type { NodeRequest } from "./read-body.js";
 import type { RequestLimits } from "./request-limits.js";
 import type { RestHandler } from "./rest/gateway.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
-import { closeIfAnsweredEarly, Http1Exchange, Http2Exchange } from "./rpc/exchange.js";
+import {
+  closeIfAnsweredEarly,
+  type Exchange,
+  Http1Exchange,
+  Http2Exchange,
+} from "./rpc/exchange.js";
 import { classifyUnaryRpc } from "./rpc/fast-path.js";
 import type { RpcRoutes } from "./rpc/rpc-routes.js";
 import { serveUnaryRpc, type UnaryRpcOptions } from "./rpc/unary-rpc.js";
@@ -61,6 +67,8 @@ export interface HttpHandler {
   readonly request: RequestHandler;
   /** Raw HTTP/2 streams: true when the fast path took the stream. */
   readonly stream: StreamHandler;
+  /** Requests on kmsd's own HTTP/1.1 path: true when taken, false to leave them to node. */
+  readonly http1: (request: Http1Request) => boolean;
 }
 
 // /package.Service/Method: the shape of every gRPC and Connect path.
@@ -117,6 +125,30 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
           fallback,
         });
 
+  /**
+   * Serves a request on kmsd's own paths (the RPC fast path, the REST
+   * gateway) when it belongs there; false leaves it to node's servers
+   * (connect-node, the operations endpoints).
+   */
+  function serveOwn(
+    method: string,
+    target: string,
+    headers: IncomingHttpHeaders,
+    isHttp2: boolean,
+    exchange: () => Exchange,
+  ): boolean {
+    if (!RPC_PATH.test(target)) {
+      if (options.endpoints?.has(pathOf(target))) return false;
+      options.rest(exchange(), new NodeCall(headers, method, target, "rest"));
+      return true;
+    }
+    const fast = classifyUnaryRpc(options.fastRoutes, method, target, headers, isHttp2);
+    if (fast === undefined) return false;
+    const call = new NodeCall(headers, method, target, fast.protocol);
+    void serveUnaryRpc(exchange(), fast, call, unary);
+    return true;
+  }
+
   return {
     request(request, response) {
       const target = request.url ?? "/";
@@ -125,7 +157,9 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
         response.setHeader("x-request-id", call.requestId);
         const endpoint = options.endpoints?.get(pathOf(target));
         if (endpoint !== undefined) serveOpsEndpoint(endpoint, request, response, call);
-        else options.rest(request, response, call);
+        else if ("stream" in request)
+          options.rest(new Http2Exchange(request.stream, request.headers), call);
+        else options.rest(new Http1Exchange(request, response as ServerResponse), call);
         return;
       }
       const call = NodeCall.fromRequest(
@@ -170,13 +204,14 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
     },
 
     stream(stream, headers) {
-      const target = headers[":path"] as string | undefined;
-      const method = headers[":method"] as string | undefined;
-      const fast = classifyUnaryRpc(options.fastRoutes, method, target, headers, true);
-      if (fast === undefined) return false;
-      const call = new NodeCall(headers, method ?? "POST", target ?? "/", fast.protocol);
-      void serveUnaryRpc(new Http2Exchange(stream, headers), fast, call, unary);
-      return true;
+      // node's http2 server always gives both, as strings.
+      const target = (headers[":path"] as string | undefined) ?? "/";
+      const method = (headers[":method"] as string | undefined) ?? "GET";
+      return serveOwn(method, target, headers, true, () => new Http2Exchange(stream, headers));
+    },
+
+    http1(request) {
+      return serveOwn(request.method, request.target, request.headers, false, () => request);
     },
   };
 }

@@ -3,6 +3,7 @@ import http from "node:http";
 import http2, { type ServerHttp2Stream } from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
+import { Http1Connections, type Http1Request } from "./http1/connection.js";
 import type { NodeRequest } from "./read-body.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
 
@@ -13,6 +14,15 @@ export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHea
 export interface ListenerOptions {
   readonly handler: RequestHandler;
   readonly streamHandler?: StreamHandler;
+  /**
+   * HTTP/1.1 requests kmsd serves itself, without node's http server (see
+   * http1/connection.ts): `take` returns false for those node should serve.
+   */
+  readonly http1?: {
+    readonly take: (request: Http1Request) => boolean;
+    /** The largest body any request may have. */
+    readonly maxBodyBytes: number;
+  };
   /**
    * Time a client has to send a whole request, in ms: a new connection its
    * first bytes (or its TLS handshake), an HTTP/1.1 request its headers and
@@ -84,6 +94,26 @@ export function createListener(options: ListenerOptions): Listener {
     options.handler,
   );
   if (options.streamHandler !== undefined) takeStreamsFirst(http2Server, options.streamHandler);
+  const handToNode = (socket: net.Socket) => {
+    http1Server.emit("connection", socket);
+    // The HTTP/1.1 parser reads 'data' events, which were paused to hand the socket over.
+    socket.resume();
+  };
+  const http1Connections =
+    options.http1 === undefined
+      ? undefined
+      : new Http1Connections({
+          take: options.http1.take,
+          handOff: handToNode,
+          maxHeaderBytes: options.maxHeaderBytes,
+          maxBodyBytes: options.http1.maxBodyBytes,
+          slowClientTimeoutMs: slow,
+          keepAliveMs: KEEP_ALIVE_MS,
+        });
+  const acceptHttp1 = (socket: net.Socket) => {
+    if (http1Connections === undefined) handToNode(socket);
+    else http1Connections.accept(socket);
+  };
   const sessions = new Set<http2.Http2Session>();
   http2Server.on("session", (session) => {
     sessions.add(session);
@@ -92,18 +122,22 @@ export function createListener(options: ListenerOptions): Listener {
     session.once("close", () => sessions.delete(session));
   });
 
+  // Answers go out as soon as written (as node's http server sets for its
+  // own connections): Nagle's algorithm would hold a small answer back
+  // until the client acknowledges the previous one.
   const server =
     options.tls === undefined
-      ? net.createServer((socket) => acceptPlaintext(socket))
+      ? net.createServer({ noDelay: true }, (socket) => acceptPlaintext(socket))
       : tls.createServer(
           {
             ...options.tls,
+            noDelay: true,
             ALPNProtocols: ["h2", "http/1.1"],
             handshakeTimeout: slow,
           },
           (socket) => {
-            const target = socket.alpnProtocol === "h2" ? http2Server : http1Server;
-            target.emit("connection", socket);
+            if (socket.alpnProtocol === "h2") http2Server.emit("connection", socket);
+            else acceptHttp1(socket);
           },
         );
   // Every TCP connection, so that close() can cut those left after the grace period.
@@ -123,9 +157,7 @@ export function createListener(options: ListenerOptions): Listener {
         // The http2 session drains what sniff() put back from the socket's buffer itself.
         http2Server.emit("connection", socket);
       } else {
-        http1Server.emit("connection", socket);
-        // The HTTP/1.1 parser reads 'data' events, which sniff() paused.
-        socket.resume();
+        acceptHttp1(socket);
       }
     });
   }
@@ -147,10 +179,16 @@ export function createListener(options: ListenerOptions): Listener {
       // Closes idle keep-alive connections and stops the timeout checks; the
       // error it reports (this server was never listening itself) is expected.
       http1Server.close(() => {});
-      const idleSweep = setInterval(() => http1Server.closeIdleConnections(), 50);
+      const closeIdle = () => {
+        http1Server.closeIdleConnections();
+        http1Connections?.closeIdle();
+      };
+      closeIdle();
+      const idleSweep = setInterval(closeIdle, 50);
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, deadline]);
       clearInterval(idleSweep);
+      http1Connections?.stop();
       // A socket can still be in the set for a moment after it closed on its own.
       let cut = 0;
       for (const socket of sockets) {

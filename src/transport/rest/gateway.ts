@@ -6,10 +6,11 @@ import { type CallInfo, callInfoKey } from "../call-info.js";
 import { withinDeadline } from "../deadline.js";
 import { messageFromJson, messageToJson, parseJsonObject } from "../message-codec.js";
 import type { NodeCall } from "../node-call.js";
-import { bodyReadError, type NodeRequest, readBody } from "../read-body.js";
+import { bodyReadError } from "../read-body.js";
 import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
+import type { Exchange } from "../rpc/exchange.js";
 import type { UnaryInvoker } from "../unary-invoker.js";
-import { type NodeResponse, writeHuaweiError, writeJson } from "./huawei-response.js";
+import { huaweiErrorAnswer, JSON_CONTENT_TYPE } from "./huawei-response.js";
 import type { RestRoute, RouteTable } from "./route-table.js";
 
 export interface RestGatewayOptions {
@@ -24,7 +25,7 @@ export interface RestGatewayOptions {
   readonly onRejected: (call: CallInfo, projectId: string, code: string) => void;
 }
 
-export type RestHandler = (request: NodeRequest, response: NodeResponse, call: NodeCall) => void;
+export type RestHandler = (exchange: Exchange, call: NodeCall) => void;
 
 /** How far a request got: what the audit trail needs if it never reaches an RPC. */
 interface Progress {
@@ -40,12 +41,7 @@ interface Progress {
 export function createRestGateway(options: RestGatewayOptions): RestHandler {
   const { routes, invoke, limits } = options;
 
-  async function handle(
-    request: NodeRequest,
-    response: NodeResponse,
-    call: NodeCall,
-    progress: Progress,
-  ) {
+  async function handle(exchange: Exchange, call: NodeCall, progress: Progress) {
     const path = call.rawTarget.split("?", 1)[0] ?? "/";
     const match = routes.match(call.httpMethod, path);
     if (match.kind === "not-found") {
@@ -59,7 +55,7 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
     }
     const { route, pathParams } = match;
     progress.projectId = pathParams.project_id ?? "";
-    const body = await readBody(request, bodyLimits(route.method, limits));
+    const body = await exchange.readBody(bodyLimits(route.method, limits));
     call.setBody(body);
     const contextValues = createContextValues().set(callInfoKey, call);
     let message: Message;
@@ -79,31 +75,29 @@ export function createRestGateway(options: RestGatewayOptions): RestHandler {
         protocolName: "rest",
         requestMethod: call.httpMethod,
         url: call.rawTarget,
-        headers: request.headers,
+        headers: exchange.headers,
         contextValues,
         deadline: Date.now() + timeoutMs,
       }),
       timeoutMs,
     );
-    writeJson(response, 200, messageToJson(route.method.output, result.message));
+    exchange.respond(
+      200,
+      { "content-type": JSON_CONTENT_TYPE, "x-request-id": call.requestId },
+      messageToJson(route.method.output, result.message),
+    );
   }
 
-  return (request, response, call) => {
+  return (exchange, call) => {
     const progress: Progress = { projectId: "", reachedRpc: false };
-    handle(request, response, call, progress).catch((reason: unknown) => {
+    handle(exchange, call, progress).catch((reason: unknown) => {
       const { error, cutOff } = bodyReadError(reason);
       if (!progress.reachedRpc) options.onRejected(call, progress.projectId, huaweiCodeOf(error));
       // After refusing an oversized or too slow body, close the connection
-      // rather than read the rest of it.
-      const headers: Record<string, string> = {};
-      if (cutOff && request.httpVersionMajor === 1) headers.connection = "close";
-      writeHuaweiError(response, error, call.requestId, headers);
-      if (cutOff) {
-        response.once("finish", () => {
-          if ("stream" in request) request.stream.close();
-          else request.socket.destroySoon();
-        });
-      }
+      // (HTTP/1.1) or stream (HTTP/2) rather than read the rest of it.
+      if (cutOff) exchange.closeAfterAnswer();
+      const answer = huaweiErrorAnswer(error, call.requestId);
+      exchange.respond(answer.status, answer.headers, answer.body);
     });
   };
 }

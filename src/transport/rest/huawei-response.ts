@@ -41,16 +41,26 @@ export function huaweiErrorBody(
   return { status: entry.httpStatus, body: JSON.stringify(body) };
 }
 
+/** A Huawei error answer: its status, body and headers (the error's metadata among them). */
+export function huaweiErrorAnswer(
+  error: ConnectError,
+  requestId: string,
+): { status: number; headers: Record<string, string>; body: string } {
+  const { status, body } = huaweiErrorBody(error, requestId);
+  const headers: Record<string, string> = {};
+  error.metadata.forEach((value, name) => {
+    headers[name] = value;
+  });
+  headers["content-type"] = JSON_CONTENT_TYPE;
+  headers["x-request-id"] = requestId;
+  return { status, headers, body };
+}
+
 export function writeHuaweiError(
   response: NodeResponse,
   error: ConnectError,
   requestId: string,
-  headers: Record<string, string | string[]> = {},
 ): void {
-  const { status, body } = huaweiErrorBody(error, requestId);
-  const all: Record<string, string | string[]> = { ...headers };
-  error.metadata.forEach((value, name) => {
-    all[name] = value;
-  });
-  writeJson(response, status, body, all);
+  const { status, headers, body } = huaweiErrorAnswer(error, requestId);
+  writeJson(response, status, body, headers);
 }

@@ -1,0 +1,49 @@
+import { type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
+
+// What node's http server refuses in header names and values (ERR_INVALID_HTTP_TOKEN, ERR_INVALID_CHAR).
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+let cachedDate = "";
+let cachedDateSecond = -1;
+
+/** The Date header's value, made at most once a second (as node's http server does). */
+function httpDate(): string {
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== cachedDateSecond) {
+    cachedDateSecond = second;
+    cachedDate = new Date(second * 1000).toUTCString();
+  }
+  return cachedDate;
+}
+
+/**
+ * An HTTP/1.1 response head: the status line, the given headers, then the
+ * ones every answer carries (Content-Length, Date, and whether the
+ * connection stays open), as node's http server writes them. A header name
+ * or value that could split the head is refused, as node refuses it.
+ */
+export function responseHead(
+  status: number,
+  headers: OutgoingHttpHeaders,
+  contentLength: number,
+  keepAliveSeconds: number | undefined,
+): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name === "content-length" || name === "connection") continue;
+    if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    for (const one of Array.isArray(value) ? value : [value]) {
+      const text = String(one);
+      if (INVALID_VALUE.test(text)) throw new TypeError(`invalid character in header ${name}`);
+      head += `${name}: ${text}\r\n`;
+    }
+  }
+  head += `content-length: ${contentLength}\r\ndate: ${httpDate()}\r\n`;
+  head +=
+    keepAliveSeconds === undefined
+      ? "connection: close\r\n\r\n"
+      : `connection: keep-alive\r\nkeep-alive: timeout=${keepAliveSeconds}\r\n\r\n`;
+  return head;
+}
