@@ -148,7 +148,15 @@ class Connection {
         this.unread = EMPTY;
         this.socket.pause();
       } else this.feedBody(request);
-      if (!this.options.take(request)) {
+      let taken: boolean;
+      try {
+        taken = this.options.take(request);
+      } catch {
+        // A request the handler could not even start on: the connection's state is unknown.
+        this.socket.destroy();
+        return;
+      }
+      if (!taken) {
         this.current = undefined;
         this.unread = received;
         this.handOff();
