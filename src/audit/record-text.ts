@@ -6,14 +6,42 @@ import type { AuditEntry, AuditRecord, StoredAuditRecord } from "../keystore/aud
  * sealed is byte for byte what is stored and what a verifier reads back.
  * Throws a TypeError for a context that is not strings only (stored, it
  * would fail every later read of the trail).
+ *
+ * Written field by field rather than by JSON.stringify on a copy of the
+ * entry: every request leaves a record, and this takes half the time. The
+ * text is exactly JSON.stringify's (test/audit/record-text.test.ts checks
+ * it on arbitrary entries).
  */
 export function auditText(entry: AuditEntry): string {
+  let context = "{}";
   for (const key in entry.context) {
     if (typeof entry.context[key] !== "string") {
       throw new TypeError(`audit entry ${entry.requestId}: context must map strings to strings`);
     }
+    context = "";
   }
-  return JSON.stringify(entryFields(entry));
+  if (context === "") context = JSON.stringify(entry.context);
+  return (
+    `{"time":${jsonNumber(entry.time)},"requestId":${jsonString(entry.requestId)}` +
+    `,"protocol":${jsonString(entry.protocol)},"projectId":${jsonString(entry.projectId)}` +
+    `,"principal":${jsonString(entry.principal)},"operation":${jsonString(entry.operation)}` +
+    `,"keyId":${jsonString(entry.keyId)},"sequence":${jsonString(entry.sequence)}` +
+    `,"outcome":${jsonString(entry.outcome)},"latencyUs":${jsonNumber(entry.latencyUs)}` +
+    `,"context":${context}}`
+  );
+}
+
+// Characters JSON.stringify writes as escapes: quote, backslash, controls, and surrogates (when lone).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function jsonString(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+}
+
+function jsonNumber(value: number): string {
+  // NaN and the infinities are null in JSON; -0 is 0 either way.
+  return Number.isFinite(value) ? String(value) : "null";
 }
 
 /**

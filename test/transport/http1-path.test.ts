@@ -141,11 +141,20 @@ describe("kmsd's HTTP/1.1 path", () => {
     client.socket.destroy();
   });
 
-  it("serves a request whose head and body arrive a few bytes at a time", async () => {
+  it.each([
+    ["a head in two segments and a body a few bytes at a time", 2],
+    // Many segments: node's incremental parser takes the connection over.
+    ["a head and body a few bytes at a time", 1000],
+  ])("serves a request sent as %s", async (_what, headSegments) => {
     const client = new RawClient(kmsd.port);
     const bytes = Buffer.from(encryptRequest("trickled"));
-    for (let offset = 0; offset < bytes.length; offset += 7) {
-      client.send(bytes.subarray(offset, offset + 7));
+    const headLength = bytes.indexOf("\r\n\r\n") + 4;
+    const cuts = [Math.floor(headLength / 2), headLength];
+    if (headSegments > 2) cuts.splice(0, 2);
+    for (let offset = 0; offset < bytes.length; ) {
+      const next = cuts.shift() ?? offset + 7;
+      client.send(bytes.subarray(offset, next));
+      offset = next;
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     const answer = await client.answer();

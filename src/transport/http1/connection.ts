@@ -26,6 +26,8 @@ export interface Http1Options {
 const EMPTY = Buffer.alloc(0);
 /** Pipelined bytes kept while a request is in flight before the connection stops reading. */
 const MAX_UNREAD_BEHIND = 64 * 1024;
+/** Segments a request head may arrive in before the connection goes to node's parser. */
+const MAX_HEAD_SEGMENTS = 4;
 // What node's http server writes to a client too slow with its request head.
 const REQUEST_TIMEOUT = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
 
@@ -82,6 +84,8 @@ class Connection {
   private requestStartedAt = 0;
   private lastActiveAt = Date.now();
   private waitingForDrain = false;
+  /** Segments the head being received has arrived in so far, after the first. */
+  private headSegments = 0;
   private draining = false;
   private finished = false;
 
@@ -133,7 +137,14 @@ class Connection {
       if (this.socket.isPaused()) this.socket.resume();
       const received = this.unread;
       const head = parseRequestHead(received, this.options.maxHeaderBytes);
-      if (head.kind === "incomplete") return;
+      if (head.kind === "incomplete") {
+        // Clients send a head in one or two segments. One arriving in many
+        // (a slow or hostile client) goes to node's incremental parser:
+        // parsing it again at every segment here would cost quadratic time.
+        if (++this.headSegments > MAX_HEAD_SEGMENTS) this.handOff();
+        return;
+      }
+      this.headSegments = 0;
       if (head.kind === "other") {
         this.handOff();
         return;
