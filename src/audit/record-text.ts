@@ -48,7 +48,7 @@ function jsonNumber(value: number): string {
  * Exactly the entry's fields, in the order its text lists them: what is
  * written, and what a parsed text keeps (nothing else it may hold).
  */
-function entryFields(entry: AuditEntry): AuditEntry {
+export function entryFields(entry: AuditEntry): AuditEntry {
   return {
     time: entry.time,
     requestId: entry.requestId,

@@ -17,6 +17,7 @@ import {
 } from "../../src/keystore/audit-types.js";
 import { entryOf } from "../keystore/chain-check.js";
 import { makeAuditEntry, TEST_CHAIN_KEY } from "../keystore/fixtures.js";
+import { auditEntryArbitrary } from "./entry-arbitrary.js";
 
 /** Appends as the audit log makes them, each continuing the last: a trail of `sizes` appends. */
 function trail(...sizes: number[]): StoredAuditRecord[] {
@@ -42,22 +43,7 @@ function firstBreak(records: readonly StoredAuditRecord[], key = TEST_CHAIN_KEY)
 }
 
 const text = fc.string({ unit: "binary", maxLength: 40 });
-const entry: fc.Arbitrary<AuditEntry> = fc.record({
-  time: fc.integer({ min: 0, max: 2 ** 45 }),
-  requestId: text,
-  protocol: text,
-  projectId: text,
-  principal: text,
-  operation: text,
-  keyId: text,
-  sequence: text,
-  outcome: text,
-  latencyUs: fc.nat(),
-  context: fc.dictionary(fc.oneof(text, fc.constant("__proto__")), text, {
-    maxKeys: 5,
-    noNullPrototype: false,
-  }),
-});
+const entry = auditEntryArbitrary(text, fc.integer({ min: 0, max: 2 ** 45 }));
 
 describe("audit record text", () => {
   it("reads back every entry exactly as written, whatever its strings", () => {
