@@ -82,13 +82,15 @@ export async function startKmsd(options: {
   rootKey: string;
   port: number;
   args?: readonly string[];
+  /** The checkout whose build to run (this one by default). */
+  root?: string;
 }): Promise<Running> {
   const child = spawn(
     options.pin[0] ?? process.execPath,
     [
       ...options.pin.slice(1),
       ...(options.pin.length > 0 ? [process.execPath] : []),
-      path.join(ROOT, "bin/kmsd.js"),
+      path.join(options.root ?? ROOT, "bin/kmsd.js"),
       "serve",
       "--port",
       String(options.port),

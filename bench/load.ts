@@ -17,6 +17,8 @@ export interface LoadResult {
   readonly p99Ms: number;
   /** Server CPU (user + system) per request, in microseconds. */
   readonly cpuUsPerRequest: number;
+  /** The system (kernel) part of cpuUsPerRequest. */
+  readonly systemUsPerRequest: number;
   readonly failures: number;
 }
 
@@ -48,16 +50,37 @@ export function canPin(): boolean {
 
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);
 
-/** User + system CPU seconds of the processes so far. */
-async function cpuSeconds(pids: number[]): Promise<number> {
-  let ticks = 0;
+/** CPU seconds of a measured run, user and system together and system alone. */
+interface CpuTime {
+  readonly total: number;
+  readonly system: number;
+}
+
+/** CPU seconds of the processes so far. */
+async function cpuSeconds(pids: number[]): Promise<CpuTime> {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name (which may contain spaces) start at ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
+    user += Number(fields[11]);
+    system += Number(fields[12]);
   }
-  return ticks / CLOCK_TICKS;
+  return { total: (user + system) / CLOCK_TICKS, system: system / CLOCK_TICKS };
+}
+
+/** CPU time spent since `before`. */
+async function cpuSince(pids: number[], before: CpuTime): Promise<CpuTime> {
+  const now = await cpuSeconds(pids);
+  return { total: now.total - before.total, system: now.system - before.system };
+}
+
+function perRequest(cpu: CpuTime, requests: number) {
+  return {
+    cpuUsPerRequest: (cpu.total * 1e6) / Math.max(1, requests),
+    systemUsPerRequest: (cpu.system * 1e6) / Math.max(1, requests),
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -108,7 +131,7 @@ async function h2loadResult(
   stdout: string,
   logFile: string,
   plannedSeconds: number,
-  cpu: number,
+  cpu: CpuTime,
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   for (const line of (await readFile(logFile, "utf8")).split("\n")) {
@@ -128,7 +151,7 @@ async function h2loadResult(
     rps: Number(finished?.[2] ?? requests / seconds),
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    cpuUsPerRequest: (cpu * 1e6) / Math.max(1, requests),
+    ...perRequest(cpu, requests),
     failures,
   };
 }
@@ -148,7 +171,7 @@ export async function h2load(target: Target, options: LoadOptions): Promise<Load
     seconds: options.seconds,
     logFile,
   });
-  const cpu = (await cpuSeconds(pids)) - before;
+  const cpu = await cpuSince(pids, before);
   return h2loadResult(stdout, logFile, options.seconds, cpu);
 }
 
@@ -180,7 +203,8 @@ export async function h2loadPaced(target: Target, options: PacedOptions): Promis
     rpsPerClient: Math.max(1, Math.floor(options.rps / options.clients)),
     logFile,
   });
-  return h2loadResult(stdout, logFile, options.seconds, 0);
+  // Paced runs measure latency at a set rate: no CPU is counted.
+  return h2loadResult(stdout, logFile, options.seconds, { total: 0, system: 0 });
 }
 
 /** HTTP/1.1 load with wrk: `concurrency` keep-alive connections, one request in flight each. */
@@ -208,7 +232,7 @@ export async function wrk(
   const before = await cpuSeconds(pids);
   const [measured, ...measuredArgs] = args(options.seconds);
   const { stdout } = await run(measured ?? "wrk", measuredArgs);
-  const cpu = (await cpuSeconds(pids)) - before;
+  const cpu = await cpuSince(pids, before);
   const requests = Number(/(\d+) requests in ([\d.]+)(m?s)/.exec(stdout)?.[1] ?? 0);
   const took = /\d+ requests in ([\d.]+)(m?s)/.exec(stdout);
   const seconds = took ? Number(took[1]) / (took[2] === "ms" ? 1000 : 1) : options.seconds;
@@ -219,7 +243,7 @@ export async function wrk(
     rps: requests / seconds,
     p50Ms: wrkPercentile(stdout, "50"),
     p99Ms: wrkPercentile(stdout, "99"),
-    cpuUsPerRequest: (cpu * 1e6) / Math.max(1, requests),
+    ...perRequest(cpu, requests),
     failures,
   };
 }

@@ -56,6 +56,8 @@ function combined(a: LoadResult, b: LoadResult): LoadResult {
     p50Ms: Math.max(a.p50Ms, b.p50Ms),
     p99Ms: Math.max(a.p99Ms, b.p99Ms),
     cpuUsPerRequest: (a.cpuUsPerRequest * a.requests + b.cpuUsPerRequest * b.requests) / requests,
+    systemUsPerRequest:
+      (a.systemUsPerRequest * a.requests + b.systemUsPerRequest * b.requests) / requests,
     failures: a.failures + b.failures,
   };
 }

@@ -1,0 +1,161 @@
+/**
+ * Alternating A/B runs: the way to tell whether a change or a setting
+ * helps on a machine whose speed drifts by tens of percent from one minute
+ * to the next (docs/benchmarks.md). Starts one kmsd per build and setting,
+ * all on one data directory, pinned to core 0 like `npm run bench`; each
+ * round loads every server once, in alternating order, with h2load or wrk
+ * on core 1; prints each server's CPU µs per request (mean and lowest of
+ * its rounds, and the system part), its best rate and that run's p99.
+ *
+ *   npx tsx bench/compare.ts                                    # this build: gRPC and REST
+ *   COMPARE_ARGS="; --audit off" npx tsx bench/compare.ts       # audit on and off
+ *   COMPARE_BUILDS=/tmp/before,. COMPARE_SCENARIOS=rest,connect-h1 npx tsx bench/compare.ts
+ *
+ * COMPARE_BUILDS: checkouts to compare, each built (`npm run build`);
+ * COMPARE_ARGS: ";"-separated kmsd argument lists, each run on every build;
+ * COMPARE_SCENARIOS: grpc, connect-h2, connect-h1, rest (EncryptData);
+ * COMPARE_BYTES (8), COMPARE_ROUNDS (3), COMPARE_SECONDS (5).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
+import { type Running, startKmsd } from "./kmsd-process.js";
+import { canPin, h2load, type LoadResult, missingTools, wrk } from "./load.js";
+import {
+  connectTarget,
+  createKey,
+  grpcTarget,
+  PROJECT,
+  projectToken,
+  restTarget,
+} from "./targets.js";
+
+const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
+const ARG_LISTS = (process.env.COMPARE_ARGS ?? "")
+  .split(";")
+  .map((list) => list.split(" ").filter(Boolean));
+const SCENARIOS = (process.env.COMPARE_SCENARIOS ?? "grpc,rest").split(",");
+const BYTES = Number(process.env.COMPARE_BYTES ?? 8);
+const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 3);
+const SECONDS = Number(process.env.COMPARE_SECONDS ?? 5);
+
+interface Server {
+  readonly label: string;
+  readonly running: Running;
+}
+
+async function main(): Promise<void> {
+  const missing = missingTools();
+  if (missing.length > 0) {
+    console.error(`missing ${missing.join(", ")}: apt-get install -y nghttp2-client wrk`);
+    process.exit(2);
+  }
+  const unknown = SCENARIOS.filter(
+    (name) => !["grpc", "connect-h2", "connect-h1", "rest"].includes(name),
+  );
+  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}`);
+  const pinning = canPin();
+  const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-compare-"));
+  const dataDir = path.join(workDir, "data");
+  const rootKey = randomBytes(32).toString("base64");
+  const servers: Server[] = [];
+  try {
+    let port = 19_400;
+    for (const root of BUILDS) {
+      for (const args of ARG_LISTS) {
+        const running = await startKmsd({
+          pin: pinning ? ["taskset", "-c", "0"] : [],
+          dataDir,
+          rootKey,
+          port: port++,
+          args,
+          root,
+        });
+        const label = [BUILDS.length > 1 ? root : "", ...args].filter(Boolean).join(" ");
+        servers.push({ label: label || "kmsd", running });
+      }
+    }
+    const token = await projectToken(dataDir, rootKey);
+    const keyId = await createKey(servers[0]?.running.port ?? 0, token);
+    const runs = new Map<string, LoadResult[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      for (const server of order) {
+        for (const scenario of SCENARIOS) {
+          const run = await measure(server.running, scenario, keyId, token, workDir, pinning);
+          const key = `${scenario}\t${server.label}`;
+          runs.set(key, [...(runs.get(key) ?? []), run]);
+          process.stderr.write(
+            `[compare] round ${round + 1}, ${scenario}, ${server.label}: ${run.rps.toFixed(0)} req/s, ${run.cpuUsPerRequest.toFixed(1)} µs/req\n`,
+          );
+        }
+      }
+    }
+    console.log(
+      "| Scenario | Server | CPU µs/req, mean | lowest | of it system, mean | best req/s | its p99 ms | failures |",
+    );
+    console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (const [key, list] of [...runs].sort(([a], [b]) => a.localeCompare(b))) {
+      const [scenario, label] = key.split("\t");
+      const cpu = list.map((run) => run.cpuUsPerRequest);
+      const best = [...list].sort((a, b) => b.rps - a.rps)[0];
+      const failures = list.reduce((sum, run) => sum + run.failures, 0);
+      console.log(
+        `| ${scenario} | ${label} | ${mean(cpu).toFixed(1)} | ${Math.min(...cpu).toFixed(1)} | ${mean(list.map((run) => run.systemUsPerRequest)).toFixed(1)} | ${best?.rps.toFixed(0)} | ${best?.p99Ms.toFixed(2)} | ${failures} |`,
+      );
+    }
+  } finally {
+    await Promise.all(servers.map((server) => server.running.stop()));
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** One run of a scenario against one server: EncryptData, 32 requests in flight. */
+function measure(
+  server: Running,
+  scenario: string,
+  keyId: string,
+  token: string,
+  workDir: string,
+  pinning: boolean,
+): Promise<LoadResult> {
+  const plainText = "x".repeat(BYTES);
+  const json = { project_id: PROJECT, key_id: keyId, plain_text: plainText };
+  const options = {
+    seconds: SECONDS,
+    warmupSeconds: 1,
+    concurrency: 32,
+    serverPids: () => server.pids(),
+    pin: pinning ? ["taskset", "-c", "1"] : [],
+    workDir,
+  };
+  const { port } = server;
+  switch (scenario) {
+    case "grpc": {
+      const message = create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText });
+      const auth = { "x-auth-token": token };
+      const target = grpcTarget(
+        port,
+        "EncryptData",
+        toBinary(EncryptDataRequestSchema, message),
+        auth,
+      );
+      return h2load(target, options);
+    }
+    case "connect-h2":
+      return h2load(connectTarget(port, "EncryptData", json, token), options);
+    case "connect-h1":
+      return wrk(connectTarget(port, "EncryptData", json, token), options);
+    default:
+      return wrk(restTarget(port, "encrypt-data", json, token), options);
+  }
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
+await main();
