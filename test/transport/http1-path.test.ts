@@ -211,6 +211,17 @@ describe("kmsd's HTTP/1.1 path", () => {
     expect(await client.closedByServer()).toBe(true);
   });
 
+  it("answers a client that half-closes its side after sending its request", async () => {
+    const client = new RawClient(kmsd.port);
+    client.socket.end(encryptRequest("half-closed"));
+    const answer = await client.answer();
+    expect(answer.status).toBe(200);
+    expect(await decrypt((JSON.parse(answer.body) as { cipher_text: string }).cipher_text)).toBe(
+      "half-closed",
+    );
+    expect(await client.closedByServer()).toBe(true);
+  });
+
   it("answers a request before its body arrives, skips the body, and serves the next request", async () => {
     const client = new RawClient(kmsd.port);
     // An unknown path is answered without reading the body; the body follows later.
