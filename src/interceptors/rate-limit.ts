@@ -4,6 +4,7 @@ import type { KmsdConfig } from "../config/settings.js";
 import { kmsError } from "../errors/kms-error.js";
 import { optionOf } from "../proto/options.js";
 import { projectIdOf } from "./auth.js";
+import { guardInterceptor } from "./guard.js";
 import type { RateLimit, TokenBuckets } from "./token-buckets.js";
 
 /**
@@ -34,19 +35,17 @@ export function processRateLimit(
  * interceptors around it record the refusal like any other.
  */
 export function rateLimitInterceptor(buckets: TokenBuckets): Interceptor {
-  return (next) => async (request) => {
-    if (!request.stream && optionOf(request.method, cryptographic_operation)) {
-      const waitMs = buckets.take(projectIdOf(request.message));
-      if (waitMs > 0) {
-        throw kmsError(
-          "APIGW.0308",
-          "the project's rate limit of cryptographic operations is reached",
-          {
-            metadata: { "retry-after": String(Math.max(1, Math.ceil(waitMs / 1000))) },
-          },
-        );
-      }
+  return guardInterceptor((request) => {
+    if (request.stream || !optionOf(request.method, cryptographic_operation)) return;
+    const waitMs = buckets.take(projectIdOf(request.message));
+    if (waitMs > 0) {
+      throw kmsError(
+        "APIGW.0308",
+        "the project's rate limit of cryptographic operations is reached",
+        {
+          metadata: { "retry-after": String(Math.max(1, Math.ceil(waitMs / 1000))) },
+        },
+      );
     }
-    return next(request);
-  };
+  });
 }
