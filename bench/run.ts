@@ -21,7 +21,6 @@ import {
   h2load,
   type LoadOptions,
   type LoadResult,
-  luaString,
   missingTools,
   type Target,
   wrk,
@@ -36,6 +35,7 @@ import {
   PROJECT,
   projectToken,
   restTarget,
+  spreadScript,
 } from "./targets.js";
 import { encryptUnderEveryKey } from "./warm-keys.js";
 
@@ -331,18 +331,6 @@ async function stopAll(servers: Running[]): Promise<void> {
 }
 
 /** wrk script: each request encrypts 8 bytes under a key drawn at random from all of them. */
-function spreadScript(keyIds: readonly string[], token: string): string {
-  return [
-    `local keys = {${keyIds.map((id) => `"${id}"`).join(",")}}`,
-    `local headers = { ["Content-Type"] = "application/json", ["X-Auth-Token"] = ${luaString(token)} }`,
-    "math.randomseed(os.time())",
-    "request = function()",
-    '  local body = \'{"key_id":"\' .. keys[math.random(#keys)] .. \'","plain_text":"xxxxxxxx"}\'',
-    `  return wrk.format("POST", nil, headers, body)`,
-    "end",
-  ].join("\n");
-}
-
 function fmt(value: number, digits = 0): string {
   return Number.isFinite(value)
     ? value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits })

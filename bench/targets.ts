@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { envelope } from "../src/transport/rpc/envelope.js";
 import { ROOT } from "./kmsd-process.js";
-import type { Target } from "./load.js";
+import { luaString, type Target } from "./load.js";
 
 export const PROJECT = "bench";
 
@@ -99,4 +99,17 @@ export async function encryptOnce(
     plain_text: plain,
   });
   return String(encrypted.cipher_text);
+}
+
+/** A wrk script: REST EncryptData, each request under a key drawn at random from `keyIds`. */
+export function spreadScript(keyIds: readonly string[], token: string): string {
+  return [
+    `local keys = {${keyIds.map((id) => `"${id}"`).join(",")}}`,
+    `local headers = { ["Content-Type"] = "application/json", ["X-Auth-Token"] = ${luaString(token)} }`,
+    "math.randomseed(os.time())",
+    "request = function()",
+    '  local body = \'{"key_id":"\' .. keys[math.random(#keys)] .. \'","plain_text":"xxxxxxxx"}\'',
+    `  return wrk.format("POST", nil, headers, body)`,
+    "end",
+  ].join("\n");
 }
