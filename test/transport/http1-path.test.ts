@@ -211,6 +211,21 @@ describe("kmsd's HTTP/1.1 path", () => {
     expect(await client.closedByServer()).toBe(true);
   });
 
+  it("answers Expect: 100-continue with 100 Continue, then the request once its body arrives", async () => {
+    const client = new RawClient(kmsd.port);
+    const request = encryptRequest("continued", "Expect: 100-continue\r\n");
+    const headEnd = request.indexOf("\r\n\r\n") + 4;
+    client.send(request.slice(0, headEnd));
+    expect(await client.headOnly()).toBe(100);
+    client.send(request.slice(headEnd));
+    const answer = await client.answer();
+    expect(answer.status).toBe(200);
+    expect(await decrypt((JSON.parse(answer.body) as { cipher_text: string }).cipher_text)).toBe(
+      "continued",
+    );
+    client.socket.destroy();
+  });
+
   it("answers a client that half-closes its side after sending its request", async () => {
     const client = new RawClient(kmsd.port);
     client.socket.end(encryptRequest("half-closed"));

@@ -20,6 +20,7 @@ describe("parseRequestHead", () => {
       headers: { host: "kms", "content-type": "application/json", "content-length": "12" },
       contentLength: 12,
       keepAlive: true,
+      expectsContinue: false,
       length: head.length,
     });
   });
@@ -31,6 +32,13 @@ describe("parseRequestHead", () => {
     expect(parse(`POST / HTTP/1.1\r\nHost: kms\r\nx: ${"a".repeat(MAX)}\r\n\r\n`).kind).toBe(
       "other",
     );
+  });
+
+  it("notes a client that waits for 100 Continue", () => {
+    const parsed = parse(
+      "POST / HTTP/1.1\r\nHost: kms\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    expect(parsed).toMatchObject({ kind: "head", expectsContinue: true, contentLength: 5 });
   });
 
   it("notes a client's Connection: close", () => {
@@ -56,7 +64,10 @@ describe("parseRequestHead", () => {
     ],
     ["a signed Content-Length", "POST / HTTP/1.1\r\nHost: kms\r\nContent-Length: +3\r\n\r\n"],
     ["a repeated header", "POST / HTTP/1.1\r\nHost: kms\r\nX-A: 1\r\nx-a: 2\r\n\r\n"],
-    ["Expect: 100-continue", "POST / HTTP/1.1\r\nHost: kms\r\nExpect: 100-continue\r\n\r\n"],
+    [
+      "an expectation other than 100-continue",
+      "POST / HTTP/1.1\r\nHost: kms\r\nExpect: 200-ok\r\n\r\n",
+    ],
     ["an upgrade", "GET / HTTP/1.1\r\nHost: kms\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"],
     ["no Host", "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"],
     ["a bare LF line end", "POST / HTTP/1.1\r\nHost: kms\nX-A: 1\r\n\r\n"],

@@ -28,6 +28,7 @@ const EMPTY = Buffer.alloc(0);
 const MAX_UNREAD_BEHIND = 64 * 1024;
 /** Segments a request head may arrive in before the connection goes to node's parser. */
 const MAX_HEAD_SEGMENTS = 4;
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
 // What node's http server writes to a client too slow with its request head.
 const REQUEST_TIMEOUT = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
 
@@ -172,6 +173,10 @@ class Connection {
         this.unread = received;
         this.handOff();
         return;
+      }
+      // As node does: the client may send its body now (unless it is refused unread).
+      if (head.expectsContinue && !tooLarge && request.bodyRemaining > 0 && !request.done) {
+        this.socket.write(CONTINUE);
       }
     }
   }

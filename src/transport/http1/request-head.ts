@@ -11,6 +11,8 @@ export interface RequestHead {
   readonly contentLength: number;
   /** False when the client asked to close the connection after this request. */
   readonly keepAlive: boolean;
+  /** The client waits for "100 Continue" before sending its body (Expect: 100-continue). */
+  readonly expectsContinue: boolean;
   /** Bytes the head took, its closing blank line included. */
   readonly length: number;
 }
@@ -34,8 +36,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const DIGITS = /^\d{1,15}$/;
 // Headers whose meaning kmsd's path does not implement (bodies in chunks,
-// 100-continue, protocol switches): requests carrying them go to node.
-const LEFT_TO_NODE = new Set(["transfer-encoding", "expect", "upgrade", "http2-settings"]);
+// protocol switches): requests carrying them go to node.
+const LEFT_TO_NODE = new Set(["transfer-encoding", "upgrade", "http2-settings"]);
 /** More header lines than any client of kmsd sends; node's own limit is 2000. */
 const MAX_HEADER_LINES = 100;
 
@@ -56,6 +58,7 @@ export function parseRequestHead(bytes: Buffer, maxHeaderBytes: number): ParsedH
   const headers: IncomingHttpHeaders = {};
   let contentLength = 0;
   let keepAlive = true;
+  let expectsContinue = false;
   for (let count = 0; lineEnd >= 0; count++) {
     if (count === MAX_HEADER_LINES) return OTHER;
     const start = lineEnd + 2;
@@ -74,6 +77,10 @@ export function parseRequestHead(bytes: Buffer, maxHeaderBytes: number): ParsedH
     if (name === "content-length") {
       if (!DIGITS.test(value)) return OTHER;
       contentLength = Number(value);
+    } else if (name === "expect") {
+      // The only expectation HTTP/1.1 defines; node answers any other 417.
+      if (value.toLowerCase() !== "100-continue") return OTHER;
+      expectsContinue = true;
     } else if (name === "connection") {
       const options = value.toLowerCase().split(",");
       if (options.some((option) => option.trim() === "upgrade")) return OTHER;
@@ -90,6 +97,7 @@ export function parseRequestHead(bytes: Buffer, maxHeaderBytes: number): ParsedH
     headers,
     contentLength,
     keepAlive,
+    expectsContinue,
     length: end + HEAD_END.length,
   };
 }
