@@ -103,14 +103,19 @@ function exchange(port: number, bytes: Buffer): Promise<string> {
   });
 }
 
-/** The status codes of every answer in a received byte stream (heads only; bodies skipped by length). */
+/**
+ * The status codes of the final answers in a received byte stream (bodies
+ * skipped by length; interim 1xx answers, which a server may or may not
+ * send for Expect: 100-continue, left out).
+ */
 function statuses(received: string): number[] {
   const found: number[] = [];
   let rest = received;
   for (;;) {
     const match = /^HTTP\/1\.1 (\d{3}) [^\r\n]*\r\n/.exec(rest);
     if (match === null) return found;
-    found.push(Number(match[1]));
+    const status = Number(match[1]);
+    if (status >= 200) found.push(status);
     const end = rest.indexOf("\r\n\r\n");
     if (end < 0) return found;
     const length = Number(/\r\ncontent-length: *(\d+)/i.exec(rest.slice(0, end))?.[1] ?? 0);
