@@ -126,6 +126,11 @@ export function headersFromNode(nodeHeaders: IncomingHttpHeaders): Headers {
  * nested body would otherwise cost memory and stack before being refused).
  */
 export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
+  // Nesting needs an opening bracket per level: text with no more of them
+  // than the limit cannot exceed it. Counting them is a native search,
+  // where the pass below is a JavaScript loop over every character (5 µs
+  // for a 4 KiB body, three times what JSON.parse takes for it).
+  if (openingBracketsAtMost(text, maxDepth)) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -141,3 +146,16 @@ export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
   }
   return false;
 }
+
+/** Whether the text holds at most `limit` "{" and "[" characters, strings included. */
+function openingBracketsAtMost(text: string, limit: number): boolean {
+  let count = 0;
+  for (const bracket of OPENING_BRACKETS) {
+    for (let at = text.indexOf(bracket); at >= 0; at = text.indexOf(bracket, at + 1)) {
+      if (++count > limit) return false;
+    }
+  }
+  return true;
+}
+
+const OPENING_BRACKETS = ["{", "["] as const;
