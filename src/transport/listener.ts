@@ -48,6 +48,9 @@ export interface Listener {
   close(graceMs: number): Promise<number>;
 }
 
+/** The HTTP/2 connection-level receive window kmsd advertises. */
+const CONNECTION_WINDOW_BYTES = 1024 * 1024;
+
 /** Idle time after which a keep-alive connection is closed, in ms. */
 const KEEP_ALIVE_MS = 65_000;
 
@@ -120,6 +123,11 @@ export function createListener(options: ListenerOptions): Listener {
     // An HTTP/2 connection left idle is closed like an HTTP/1.1 keep-alive one.
     session.setTimeout(KEEP_ALIVE_MS, () => session.close());
     session.once("close", () => sessions.delete(session));
+    // HTTP/2's default connection window (64 KiB) holds fewer than 16 request
+    // bodies of 4 KiB: clients with more in flight on one connection stall
+    // until the server's WINDOW_UPDATEs arrive. What the window lets in is
+    // still bounded by the streams allowed at once and each one's body limit.
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
   });
 
   // Answers go out as soon as written (as node's http server sets for its
