@@ -109,8 +109,11 @@ function decodeRequest(
   maxJsonDepth: number,
 ) {
   const json = body.length === 0 ? {} : parseJsonObject(body.toString("utf8"), maxJsonDepth);
-  const fields: JsonObject = route.body === "*" ? { ...json } : {};
-  for (const [name, value] of Object.entries(pathParams)) {
+  // The parsed body is this request's own: the path's fields join it in
+  // place (a copy cost as much as decoding the rest of the body).
+  const fields: JsonObject = route.body === "*" ? json : {};
+  for (const name in pathParams) {
+    const value = pathParams[name] as string;
     const inBody = fields[name];
     if (inBody !== undefined && inBody !== value) {
       throw kmsError("KMS.0201", `${name} in the body differs from the one in the URL`);
