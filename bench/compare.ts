@@ -23,7 +23,7 @@ import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { type Running, startKmsd } from "./kmsd-process.js";
-import { canPin, h2load, type LoadResult, missingTools, wrk } from "./load.js";
+import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
 import {
   connectTarget,
   createKey,
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     (name) => !["grpc", "connect-h2", "connect-h1", "rest"].includes(name),
   );
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}`);
-  const pinning = canPin();
+  const pins = corePins();
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-compare-"));
   const dataDir = path.join(workDir, "data");
   const rootKey = randomBytes(32).toString("base64");
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     for (const root of BUILDS) {
       for (const args of ARG_LISTS) {
         const running = await startKmsd({
-          pin: pinning ? ["taskset", "-c", "0"] : [],
+          pin: pins.server,
           dataDir,
           rootKey,
           port: port++,
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const server of order) {
         for (const scenario of SCENARIOS) {
-          const run = await measure(server.running, scenario, keyId, token, workDir, pinning);
+          const run = await measure(server.running, scenario, keyId, token, workDir, pins.load);
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           process.stderr.write(
@@ -120,7 +120,7 @@ function measure(
   keyId: string,
   token: string,
   workDir: string,
-  pinning: boolean,
+  loadPin: readonly string[],
 ): Promise<LoadResult> {
   const plainText = "x".repeat(BYTES);
   const json = { project_id: PROJECT, key_id: keyId, plain_text: plainText };
@@ -129,7 +129,7 @@ function measure(
     warmupSeconds: 1,
     concurrency: 32,
     serverPids: () => server.pids(),
-    pin: pinning ? ["taskset", "-c", "1"] : [],
+    pin: loadPin,
     workDir,
   };
   const { port } = server;

@@ -44,8 +44,21 @@ export function missingTools(): string[] {
   return ["h2load", "wrk"].filter((tool) => spawnSync("which", [tool]).status !== 0);
 }
 
-export function canPin(): boolean {
-  return spawnSync("which", ["taskset"]).status === 0;
+/**
+ * The command prefixes that pin the server to core 0 and the load
+ * generator to core 1 (taskset, where it exists; else nothing is pinned).
+ */
+export function corePins(): {
+  readonly pinned: boolean;
+  readonly server: string[];
+  readonly load: string[];
+} {
+  const pinned = spawnSync("which", ["taskset"]).status === 0;
+  return {
+    pinned,
+    server: pinned ? ["taskset", "-c", "0"] : [],
+    load: pinned ? ["taskset", "-c", "1"] : [],
+  };
 }
 
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Running, startKmsd } from "./kmsd-process.js";
-import { canPin, missingTools, wrk } from "./load.js";
+import { corePins, missingTools, wrk } from "./load.js";
 import { seedKeys } from "./seed.js";
 import { PROJECT, projectToken, restTarget, spreadScript } from "./targets.js";
 import { encryptUnderEveryKey } from "./warm-keys.js";
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     console.error("missing wrk: apt-get install -y wrk");
     process.exit(2);
   }
-  const pinning = canPin();
+  const pins = corePins();
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-memory-"));
   const dataDir = path.join(workDir, "data");
   const rootKey = randomBytes(32).toString("base64");
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     const token = await projectToken(dataDir, rootKey);
     const keyIds = await seedKeys(dataDir, rootKey, PROJECT, KEYS);
     server = await startKmsd({
-      pin: pinning ? ["taskset", "-c", "0"] : [],
+      pin: pins.server,
       dataDir,
       rootKey,
       port: 19_350,
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
           warmupSeconds: 1,
           concurrency: 32,
           serverPids: () => running.pids(),
-          pin: pinning ? ["taskset", "-c", "1"] : [],
+          pin: pins.load,
           workDir,
         },
         spreadScript(keyIds, token),

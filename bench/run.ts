@@ -17,7 +17,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { ROOT, type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import {
-  canPin,
+  corePins,
   h2load,
   type LoadOptions,
   type LoadResult,
@@ -68,9 +68,7 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const pinning = canPin();
-  const serverPin = pinning ? ["taskset", "-c", "0"] : [];
-  const loadPin = pinning ? ["taskset", "-c", "1"] : [];
+  const { pinned: pinning, server: serverPin, load: loadPin } = corePins();
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-bench-"));
   const rootKey = randomBytes(32).toString("base64");
   const dataDir = path.join(workDir, "data");

@@ -19,7 +19,14 @@ import { cpus, release, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ROOT, type Running, startKmsd } from "./kmsd-process.js";
-import { canPin, h2load, h2loadPaced, type LoadResult, missingTools, type Target } from "./load.js";
+import {
+  corePins,
+  h2load,
+  h2loadPaced,
+  type LoadResult,
+  missingTools,
+  type Target,
+} from "./load.js";
 import { writeResults } from "./report.js";
 import { connectTarget, createKey, encryptOnce, PROJECT, projectToken } from "./targets.js";
 
@@ -72,9 +79,7 @@ async function main(): Promise<number> {
     console.error("missing h2load: install it with\n  apt-get install -y nghttp2-client");
     return 2;
   }
-  const pinning = canPin();
-  const serverPin = pinning ? ["taskset", "-c", "0"] : [];
-  const loadPin = pinning ? ["taskset", "-c", "1"] : [];
+  const { pinned: pinning, server: serverPin, load: loadPin } = corePins();
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-soak-"));
   const rootKey = randomBytes(32).toString("base64");
   const dataDir = path.join(workDir, "data");

@@ -152,33 +152,24 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
   return {
     request(request, response) {
       const target = request.url ?? "/";
+      const exchange = () => exchangeOf(request, response);
+      // HTTP/2 streams were offered to kmsd's own paths in stream() already;
+      // HTTP/1.1 requests come here once their connection went to node's server.
+      if (!("stream" in request)) {
+        if (serveOwn(request.method ?? "GET", target, request.headers, false, exchange)) return;
+      }
       if (!RPC_PATH.test(target)) {
         const call = NodeCall.fromRequest(request, "rest");
         response.setHeader("x-request-id", call.requestId);
         const endpoint = options.endpoints?.get(pathOf(target));
         if (endpoint !== undefined) serveOpsEndpoint(endpoint, request, response, call);
-        else if ("stream" in request)
-          options.rest(new Http2Exchange(request.stream, request.headers), call);
-        else options.rest(new Http1Exchange(request, response as ServerResponse), call);
+        else options.rest(exchange(), call);
         return;
       }
       const call = NodeCall.fromRequest(
         request,
         protocolOfContentType(request.headers["content-type"]),
       );
-      const fast =
-        "stream" in request
-          ? undefined
-          : classifyUnaryRpc(options.fastRoutes, request.method, target, request.headers, false);
-      if (fast !== undefined && !("stream" in request)) {
-        void serveUnaryRpc(
-          new Http1Exchange(request, response as ServerResponse),
-          fast,
-          call,
-          unary,
-        );
-        return;
-      }
       calls.set(request, call);
       response.setHeader("x-request-id", call.requestId);
       if (call.protocol === "grpc") {
@@ -214,6 +205,13 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       return serveOwn(request.method, request.target, request.headers, false, () => request);
     },
   };
+}
+
+/** A request of node's http or http2-compatibility server as the fast paths' Exchange. */
+function exchangeOf(request: NodeRequest, response: NodeResponse): Exchange {
+  return "stream" in request
+    ? new Http2Exchange(request.stream, request.headers)
+    : new Http1Exchange(request, response as ServerResponse);
 }
 
 /** The path of a request target, without its query string. */

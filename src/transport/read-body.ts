@@ -61,9 +61,7 @@ export function readStream(
     };
     const onEnd = () => {
       cleanup();
-      resolve(
-        chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size),
-      );
+      resolve(joinChunks(chunks));
     };
     const onAborted = () => fail(new Error("client aborted the request"));
     const timer = setTimeout(() => fail(new SlowClientError(limits.timeoutMs)), limits.timeoutMs);
@@ -79,6 +77,11 @@ export function readStream(
     request.on("error", fail);
     request.on("aborted", onAborted);
   });
+}
+
+/** A body received in chunks, as one Buffer (the only chunk itself when there is one). */
+export function joinChunks(chunks: readonly Buffer[]): Buffer {
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 /**

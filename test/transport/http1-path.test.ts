@@ -107,7 +107,9 @@ function encryptRequest(plainText: string, extraHeaders = ""): string {
   );
 }
 
-async function decrypt(cipherText: string): Promise<string> {
+/** The plaintext of an EncryptData answer, decrypted over REST. */
+async function decrypted(encrypted: Answer): Promise<string> {
+  const cipherText = (JSON.parse(encrypted.body) as { cipher_text: string }).cipher_text;
   const response = await fetch(`${kmsd.url}/v1.0/${PROJECT}/kms/decrypt-data`, {
     method: "POST",
     headers: { "x-auth-token": token, "content-type": "application/json" },
@@ -123,11 +125,7 @@ describe("kmsd's HTTP/1.1 path", () => {
     client.send(encryptRequest("first") + encryptRequest("second") + encryptRequest("third"));
     const answers = [await client.answer(), await client.answer(), await client.answer()];
     expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200]);
-    const plainTexts = await Promise.all(
-      answers.map((answer) =>
-        decrypt((JSON.parse(answer.body) as { cipher_text: string }).cipher_text),
-      ),
-    );
+    const plainTexts = await Promise.all(answers.map((answer) => decrypted(answer)));
     expect(plainTexts).toEqual(["first", "second", "third"]);
     for (const answer of answers) {
       expect(answer.headers).toMatchObject({
@@ -159,9 +157,7 @@ describe("kmsd's HTTP/1.1 path", () => {
     }
     const answer = await client.answer();
     expect(answer.status).toBe(200);
-    expect(await decrypt((JSON.parse(answer.body) as { cipher_text: string }).cipher_text)).toBe(
-      "trickled",
-    );
+    expect(await decrypted(answer)).toBe("trickled");
     client.socket.destroy();
   });
 
@@ -181,9 +177,7 @@ describe("kmsd's HTTP/1.1 path", () => {
     const chunked = await client.answer();
     expect(chunked.status).toBe(200);
     expect(chunked.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
-    expect(await decrypt((JSON.parse(chunked.body) as { cipher_text: string }).cipher_text)).toBe(
-      "chunked",
-    );
+    expect(await decrypted(chunked)).toBe("chunked");
     client.send(encryptRequest("after"));
     expect((await client.answer()).status).toBe(200);
     client.socket.destroy();
@@ -220,9 +214,7 @@ describe("kmsd's HTTP/1.1 path", () => {
     client.send(request.slice(headEnd));
     const answer = await client.answer();
     expect(answer.status).toBe(200);
-    expect(await decrypt((JSON.parse(answer.body) as { cipher_text: string }).cipher_text)).toBe(
-      "continued",
-    );
+    expect(await decrypted(answer)).toBe("continued");
     client.socket.destroy();
   });
 
@@ -231,9 +223,7 @@ describe("kmsd's HTTP/1.1 path", () => {
     client.socket.end(encryptRequest("half-closed"));
     const answer = await client.answer();
     expect(answer.status).toBe(200);
-    expect(await decrypt((JSON.parse(answer.body) as { cipher_text: string }).cipher_text)).toBe(
-      "half-closed",
-    );
+    expect(await decrypted(answer)).toBe("half-closed");
     expect(await client.closedByServer()).toBe(true);
   });
 
@@ -249,9 +239,7 @@ describe("kmsd's HTTP/1.1 path", () => {
     client.send(`0123456789${encryptRequest("next")}`);
     const next = await client.answer();
     expect(next.status).toBe(200);
-    expect(await decrypt((JSON.parse(next.body) as { cipher_text: string }).cipher_text)).toBe(
-      "next",
-    );
+    expect(await decrypted(next)).toBe("next");
     client.socket.destroy();
   });
 

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
-import { type BodyLimits, BodyTooLargeError, SlowClientError } from "../read-body.js";
+import { type BodyLimits, BodyTooLargeError, joinChunks, SlowClientError } from "../read-body.js";
 import type { Exchange } from "../rpc/exchange.js";
 import { parseRequestHead, type RequestHead } from "./request-head.js";
 import { responseHead } from "./response-head.js";
@@ -240,7 +240,7 @@ class Connection {
         this.socket.write(REQUEST_TIMEOUT);
         this.close();
       } else if (request.bodyRemaining > 0) {
-        request.bodyTooSlow(new SlowClientError(this.options.slowClientTimeoutMs));
+        request.failBody(new SlowClientError(this.options.slowClientTimeoutMs));
       }
       return;
     }
@@ -319,7 +319,7 @@ export class Http1Request implements Exchange {
     if (taken === 0) return 0;
     this.chunks.push(taken === bytes.length ? bytes : bytes.subarray(0, taken));
     this.bodyRemaining -= taken;
-    if (this.bodyRemaining === 0) this.waiting?.resolve(this.body());
+    if (this.bodyRemaining === 0) this.waiting?.resolve(joinChunks(this.chunks));
     return taken;
   }
 
@@ -328,20 +328,20 @@ export class Http1Request implements Exchange {
       return Promise.reject(new BodyTooLargeError(limits.maxBytes));
     }
     if (this.bodyError !== undefined) return Promise.reject(this.bodyError);
-    if (this.bodyRemaining === 0) return Promise.resolve(this.body());
+    if (this.bodyRemaining === 0) return Promise.resolve(joinChunks(this.chunks));
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
     });
   }
 
-  bodyTooSlow(error: Error): void {
+  failBody(error: Error): void {
     this.bodyError = error;
     this.waiting?.reject(error);
   }
 
   clientGone(): void {
     this.gone = true;
-    this.bodyTooSlow(new Error("client aborted the request"));
+    this.failBody(new Error("client aborted the request"));
   }
 
   respond(status: number, headers: OutgoingHttpHeaders, body: Uint8Array | string): void {
@@ -361,8 +361,4 @@ export class Http1Request implements Exchange {
     this.keepAlive = false;
   }
 
-  private body(): Buffer {
-    const chunks = this.chunks;
-    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-  }
 }

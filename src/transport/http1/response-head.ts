@@ -4,6 +4,11 @@ import { type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
+function headerLine(name: string, value: string): string {
+  if (INVALID_VALUE.test(value)) throw new TypeError(`invalid character in header ${name}`);
+  return `${name}: ${value}\r\n`;
+}
+
 let cachedDate = "";
 let cachedDateSecond = -1;
 
@@ -34,11 +39,9 @@ export function responseHead(
     const value = headers[name];
     if (value === undefined || name === "content-length" || name === "connection") continue;
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    for (const one of Array.isArray(value) ? value : [value]) {
-      const text = String(one);
-      if (INVALID_VALUE.test(text)) throw new TypeError(`invalid character in header ${name}`);
-      head += `${name}: ${text}\r\n`;
-    }
+    // One line per value of a list; no array is made for the usual single value.
+    if (Array.isArray(value)) for (const one of value) head += headerLine(name, one);
+    else head += headerLine(name, String(value));
   }
   head += `content-length: ${contentLength}\r\ndate: ${httpDate()}\r\n`;
   head +=
