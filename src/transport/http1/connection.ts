@@ -360,5 +360,4 @@ export class Http1Request implements Exchange {
   closeAfterAnswer(): void {
     this.keepAlive = false;
   }
-
 }
