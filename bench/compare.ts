@@ -14,6 +14,10 @@
  * COMPARE_BUILDS: checkouts to compare, each built (`npm run build`);
  * COMPARE_ARGS: ";"-separated kmsd argument lists, each run on every build;
  * COMPARE_SCENARIOS: grpc, connect-h2, connect-h1, rest (EncryptData);
+ * COMPARE_BASELINE=1 also loads bench/baseline-server.ts (gRPC) in every
+ * round, so that a series carries the ratio the targets are stated in;
+ * COMPARE_NODE_FLAGS: flags for kmsd's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+ * (profiles are written when the servers stop);
  * COMPARE_BYTES (8), COMPARE_ROUNDS (3), COMPARE_SECONDS (5).
  */
 import { randomBytes } from "node:crypto";
@@ -22,7 +26,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
-import { type Running, startKmsd } from "./kmsd-process.js";
+import { type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
 import {
   connectTarget,
@@ -41,6 +45,8 @@ const SCENARIOS = (process.env.COMPARE_SCENARIOS ?? "grpc,rest").split(",");
 const BYTES = Number(process.env.COMPARE_BYTES ?? 8);
 const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 3);
 const SECONDS = Number(process.env.COMPARE_SECONDS ?? 5);
+const WITH_BASELINE = process.env.COMPARE_BASELINE === "1";
+const NODE_FLAGS = (process.env.COMPARE_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
 interface Server {
   readonly label: string;
@@ -73,6 +79,7 @@ async function main(): Promise<void> {
           port: port++,
           args,
           root,
+          nodeArgs: NODE_FLAGS,
         });
         const label = [BUILDS.length > 1 ? root : "", ...args].filter(Boolean).join(" ");
         servers.push({ label: label || "kmsd", running });
@@ -80,11 +87,17 @@ async function main(): Promise<void> {
     }
     const token = await projectToken(dataDir, rootKey);
     const keyId = await createKey(servers[0]?.running.port ?? 0, token);
+    if (WITH_BASELINE) {
+      servers.push({
+        label: "baseline",
+        running: await startBaseline({ pin: pins.server, port: port++ }),
+      });
+    }
     const runs = new Map<string, LoadResult[]>();
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const server of order) {
-        for (const scenario of SCENARIOS) {
+        for (const scenario of server.label === "baseline" ? ["grpc"] : SCENARIOS) {
           const run = await measure(server.running, scenario, keyId, token, workDir, pins.load);
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);

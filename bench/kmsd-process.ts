@@ -84,12 +84,15 @@ export async function startKmsd(options: {
   args?: readonly string[];
   /** The checkout whose build to run (this one by default). */
   root?: string;
+  /** Flags for node itself, e.g. --cpu-prof to profile under load. */
+  nodeArgs?: readonly string[];
 }): Promise<Running> {
   const child = spawn(
     options.pin[0] ?? process.execPath,
     [
       ...options.pin.slice(1),
       ...(options.pin.length > 0 ? [process.execPath] : []),
+      ...(options.nodeArgs ?? []),
       path.join(options.root ?? ROOT, "bin/kmsd.js"),
       "serve",
       "--port",

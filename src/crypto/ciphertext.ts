@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, type KeyObject } from "node:crypto";
 import { CiphertextError } from "./ciphertext-error.js";
 import { type EncryptionContext, encodeEncryptionContext, hasPairs } from "./context-encoding.js";
+import { HMAC_SHA256_BYTES, hmacSha256Into } from "./hmac-sha256.js";
 import { bytesToUuid, writeUuid } from "./uuid-bytes.js";
 
 /**
@@ -44,6 +45,10 @@ const KDF_PREFIX = Buffer.concat([
   Buffer.from([0]),
 ]);
 const KDF_SUFFIX = Buffer.from([0, 0, 1, 0]);
+/** The KDF's whole input, reused: only the header bytes in the middle change. */
+const kdfInput = Buffer.concat([KDF_PREFIX, Buffer.alloc(KDF_CONTEXT_END), KDF_SUFFIX]);
+/** The message key, between its derivation and the cipher taking a copy; then wiped. */
+const messageKey = Buffer.alloc(HMAC_SHA256_BYTES);
 
 export interface CiphertextHeader {
   readonly keyId: string;
@@ -102,6 +107,7 @@ export function sealCiphertext(input: SealInput): Buffer {
     header.subarray(IV_OFFSET, HEADER_LENGTH),
     { authTagLength: TAG_LENGTH },
   );
+  messageKey.fill(0);
   cipher.setAAD(associatedData(header, withContext ? input.context : undefined, input.aad));
   const body = cipher.update(input.plaintext);
   body.copy(out, HEADER_LENGTH);
@@ -157,6 +163,7 @@ export function openCiphertext(
     headerBytes.subarray(IV_OFFSET, HEADER_LENGTH),
     { authTagLength: TAG_LENGTH },
   );
+  messageKey.fill(0);
   decipher.setAAD(associatedData(headerBytes, withContext ? input.context : undefined, input.aad));
   decipher.setAuthTag(ciphertext.subarray(tagOffset));
   const plaintext = decipher.update(ciphertext.subarray(HEADER_LENGTH, tagOffset));
@@ -200,12 +207,15 @@ function checkBindings(header: CiphertextHeader, withContext: boolean, withAad: 
   }
 }
 
+/**
+ * The message's key, in the shared `messageKey` buffer: the caller hands it
+ * to the cipher (which copies it) and wipes it at once.
+ */
 function deriveMessageKey(versionKey: VersionKey, header: Uint8Array): Buffer {
-  return createHmac("sha256", versionKey)
-    .update(KDF_PREFIX)
-    .update(header.subarray(0, KDF_CONTEXT_END))
-    .update(KDF_SUFFIX)
-    .digest();
+  kdfInput.set(header.subarray(0, KDF_CONTEXT_END), KDF_PREFIX.length);
+  if (versionKey instanceof Uint8Array) hmacSha256Into(versionKey, kdfInput, messageKey);
+  else createHmac("sha256", versionKey).update(kdfInput).digest().copy(messageKey);
+  return messageKey;
 }
 
 /**
