@@ -5,6 +5,7 @@ import { huawei_error_code, max_total_bytes } from "../../gen/kms/v1/rules_pb.js
 import { isHuaweiErrorCode } from "../errors/huawei-codes.js";
 import { kmsError } from "../errors/kms-error.js";
 import { optionOf } from "../proto/options.js";
+import { certainlyValidCheck, type ValidityCheck } from "./certainly-valid.js";
 
 /**
  * Checks a request against the rules declared in the proto: buf.validate's
@@ -25,9 +26,13 @@ interface TotalBytesRule {
 
 const regexCache = new Map<string, RegExp>();
 
-// The proto's patterns are plain RE2-compatible expressions; the platform's
-// RegExp matches them identically and far faster than the RE2 engine.
-function matchRegex(pattern: string, input: string): boolean {
+/**
+ * How a string.pattern rule matches, for protovalidate and the quick check
+ * alike. The proto's patterns are plain RE2-compatible expressions; the
+ * platform's RegExp matches them identically and far faster than the RE2
+ * engine.
+ */
+export function matchRegex(pattern: string, input: string): boolean {
   let regex = regexCache.get(pattern);
   if (regex === undefined) {
     regex = new RegExp(pattern, "u");
@@ -39,6 +44,17 @@ function matchRegex(pattern: string, input: string): boolean {
 export function createRequestValidator(): RequestValidator {
   const validator = createValidator({ failFast: true, regexMatch: matchRegex });
   const totalBytesRules = new Map<DescMessage, TotalBytesRule[]>();
+  /** Per schema, the quick proof of validity; null where the rules need protovalidate. */
+  const quickChecks = new Map<DescMessage, ValidityCheck | null>();
+
+  function quickCheckOf(schema: DescMessage): ValidityCheck | null {
+    let check = quickChecks.get(schema);
+    if (check === undefined) {
+      check = certainlyValidCheck(schema, matchRegex) ?? null;
+      quickChecks.set(schema, check);
+    }
+    return check;
+  }
 
   function totalBytesRulesOf(schema: DescMessage): TotalBytesRule[] {
     let rules = totalBytesRules.get(schema);
@@ -54,14 +70,17 @@ export function createRequestValidator(): RequestValidator {
 
   return {
     check(schema, message) {
-      const result = validator.validate(schema, message);
-      if (result.kind === "invalid") {
-        const [first] = result.violations;
-        if (first !== undefined) return violationError(first);
-      }
-      if (result.kind === "error") {
-        // A rule that cannot be evaluated is a bug in the proto, not the caller's fault.
-        return kmsError("KMS.0101", undefined, { cause: result.error });
+      const quick = quickCheckOf(schema);
+      if (quick === null || !quick(message)) {
+        const result = validator.validate(schema, message);
+        if (result.kind === "invalid") {
+          const [first] = result.violations;
+          if (first !== undefined) return violationError(first);
+        }
+        if (result.kind === "error") {
+          // A rule that cannot be evaluated is a bug in the proto, not the caller's fault.
+          return kmsError("KMS.0101", undefined, { cause: result.error });
+        }
       }
       for (const rule of totalBytesRulesOf(schema)) {
         const value = (message as unknown as Record<string, unknown>)[rule.localName];
