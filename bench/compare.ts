@@ -16,8 +16,9 @@
  * COMPARE_SCENARIOS: grpc, connect-h2, connect-h1, rest (EncryptData);
  * COMPARE_BASELINE=1 also loads bench/baseline-server.ts (gRPC) in every
  * round, so that a series carries the ratio the targets are stated in;
- * COMPARE_NODE_FLAGS: flags for kmsd's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
- * (profiles are written when the servers stop);
+ * COMPARE_NODE_FLAGS: ";"-separated flag lists for kmsd's node, each run on
+ * every build and argument list, e.g. "; --max-semi-space-size=2", or
+ * "--cpu-prof --cpu-prof-dir=/tmp/p" (profiles are written when the servers stop);
  * COMPARE_BYTES (8), COMPARE_ROUNDS (3), COMPARE_SECONDS (5).
  */
 import { randomBytes } from "node:crypto";
@@ -38,15 +39,18 @@ import {
 } from "./targets.js";
 
 const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
-const ARG_LISTS = (process.env.COMPARE_ARGS ?? "")
-  .split(";")
-  .map((list) => list.split(" ").filter(Boolean));
+const ARG_LISTS = wordLists(process.env.COMPARE_ARGS);
 const SCENARIOS = (process.env.COMPARE_SCENARIOS ?? "grpc,rest").split(",");
 const BYTES = Number(process.env.COMPARE_BYTES ?? 8);
 const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 3);
 const SECONDS = Number(process.env.COMPARE_SECONDS ?? 5);
 const WITH_BASELINE = process.env.COMPARE_BASELINE === "1";
-const NODE_FLAGS = (process.env.COMPARE_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+const NODE_FLAG_LISTS = wordLists(process.env.COMPARE_NODE_FLAGS);
+
+/** ";"-separated lists of space-separated words: "a b; c" is [[a, b], [c]]. */
+function wordLists(text: string | undefined): string[][] {
+  return (text ?? "").split(";").map((list) => list.split(" ").filter(Boolean));
+}
 
 interface Server {
   readonly label: string;
@@ -72,17 +76,21 @@ async function main(): Promise<void> {
     let port = 19_400;
     for (const root of BUILDS) {
       for (const args of ARG_LISTS) {
-        const running = await startKmsd({
-          pin: pins.server,
-          dataDir,
-          rootKey,
-          port: port++,
-          args,
-          root,
-          nodeArgs: NODE_FLAGS,
-        });
-        const label = [BUILDS.length > 1 ? root : "", ...args].filter(Boolean).join(" ");
-        servers.push({ label: label || "kmsd", running });
+        for (const nodeArgs of NODE_FLAG_LISTS) {
+          const running = await startKmsd({
+            pin: pins.server,
+            dataDir,
+            rootKey,
+            port: port++,
+            args,
+            root,
+            nodeArgs,
+          });
+          const label = [BUILDS.length > 1 ? root : "", ...nodeArgs, ...args]
+            .filter(Boolean)
+            .join(" ");
+          servers.push({ label: label || "kmsd", running });
+        }
       }
     }
     const token = await projectToken(dataDir, rootKey);
