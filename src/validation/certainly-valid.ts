@@ -50,8 +50,8 @@ const KNOWN_STRING_RULES: ReadonlySet<DescField> = new Set([
 
 /**
  * A check that proves a request valid without protovalidate's general
- * machinery (reflection, rule paths, cursors), which cost more than the
- * AES-GCM of an 8-byte EncryptData (docs/benchmarks.md). It understands a
+ * machinery (reflection, rule paths, cursors): 0.6 against 2.3 µs for an
+ * EncryptData request (docs/benchmarks.md), on every request. It understands a
  * small subset of the rules, the one the hot requests use: `required`,
  * `ignore`, and on strings of implicit presence `len`, `min_len`,
  * `max_len`, `max_bytes`, `pattern` and `in`; on map<string, scalar>,
