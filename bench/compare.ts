@@ -55,6 +55,8 @@ function wordLists(text: string | undefined): string[][] {
 interface Server {
   readonly label: string;
   readonly running: Running;
+  /** What it is loaded with each round: the baseline serves gRPC only. */
+  readonly scenarios: readonly string[];
 }
 
 async function main(): Promise<void> {
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
           const label = [BUILDS.length > 1 ? root : "", ...nodeArgs, ...args]
             .filter(Boolean)
             .join(" ");
-          servers.push({ label: label || "kmsd", running });
+          servers.push({ label: label || "kmsd", running, scenarios: SCENARIOS });
         }
       }
     }
@@ -99,13 +101,14 @@ async function main(): Promise<void> {
       servers.push({
         label: "baseline",
         running: await startBaseline({ pin: pins.server, port: port++ }),
+        scenarios: ["grpc"],
       });
     }
     const runs = new Map<string, LoadResult[]>();
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const server of order) {
-        for (const scenario of server.label === "baseline" ? ["grpc"] : SCENARIOS) {
+        for (const scenario of server.scenarios) {
           const run = await measure(server.running, scenario, keyId, token, workDir, pins.load);
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);

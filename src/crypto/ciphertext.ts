@@ -1,4 +1,13 @@
-import { createCipheriv, createDecipheriv, createHmac, type KeyObject } from "node:crypto";
+import {
+  type CipherGCM,
+  type CipherGCMOptions,
+  type CipherGCMTypes,
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  type DecipherGCM,
+  type KeyObject,
+} from "node:crypto";
 import { CiphertextError } from "./ciphertext-error.js";
 import { type EncryptionContext, encodeEncryptionContext, hasPairs } from "./context-encoding.js";
 import { HMAC_SHA256_BYTES, hmacSha256Into } from "./hmac-sha256.js";
@@ -47,7 +56,7 @@ const KDF_PREFIX = Buffer.concat([
 const KDF_SUFFIX = Buffer.from([0, 0, 1, 0]);
 /** The KDF's whole input, reused: only the header bytes in the middle change. */
 const kdfInput = Buffer.concat([KDF_PREFIX, Buffer.alloc(KDF_CONTEXT_END), KDF_SUFFIX]);
-/** The message key, between its derivation and the cipher taking a copy; then wiped. */
+/** The message key, between its derivation and the cipher taking a copy (see messageCipher). */
 const messageKey = Buffer.alloc(HMAC_SHA256_BYTES);
 
 export interface CiphertextHeader {
@@ -101,13 +110,7 @@ export function sealCiphertext(input: SealInput): Buffer {
   out.set(input.randomness, SALT_OFFSET);
   const header = out.subarray(0, HEADER_LENGTH);
 
-  const cipher = createCipheriv(
-    "aes-256-gcm",
-    deriveMessageKey(input.versionKey, header),
-    header.subarray(IV_OFFSET, HEADER_LENGTH),
-    { authTagLength: TAG_LENGTH },
-  );
-  messageKey.fill(0);
+  const cipher = messageCipher<CipherGCM>(createCipheriv, input.versionKey, header);
   cipher.setAAD(associatedData(header, withContext ? input.context : undefined, input.aad));
   const body = cipher.update(input.plaintext);
   body.copy(out, HEADER_LENGTH);
@@ -157,13 +160,7 @@ export function openCiphertext(
 
   const headerBytes = ciphertext.subarray(0, HEADER_LENGTH);
   const tagOffset = ciphertext.length - TAG_LENGTH;
-  const decipher = createDecipheriv(
-    "aes-256-gcm",
-    deriveMessageKey(input.versionKey, headerBytes),
-    headerBytes.subarray(IV_OFFSET, HEADER_LENGTH),
-    { authTagLength: TAG_LENGTH },
-  );
-  messageKey.fill(0);
+  const decipher = messageCipher<DecipherGCM>(createDecipheriv, input.versionKey, headerBytes);
   decipher.setAAD(associatedData(headerBytes, withContext ? input.context : undefined, input.aad));
   decipher.setAuthTag(ciphertext.subarray(tagOffset));
   const plaintext = decipher.update(ciphertext.subarray(HEADER_LENGTH, tagOffset));
@@ -208,14 +205,28 @@ function checkBindings(header: CiphertextHeader, withContext: boolean, withAad: 
 }
 
 /**
- * The message's key, in the shared `messageKey` buffer: the caller hands it
- * to the cipher (which copies it) and wipes it at once.
+ * The message's AES-256-GCM cipher (or decipher): its key derived from the
+ * version's material and the header, its IV the header's. The key passes
+ * through the shared `messageKey` buffer, wiped once the cipher has its copy.
  */
-function deriveMessageKey(versionKey: VersionKey, header: Uint8Array): Buffer {
+function messageCipher<Cipher>(
+  create: (
+    algorithm: CipherGCMTypes,
+    key: Uint8Array,
+    iv: Uint8Array,
+    options: CipherGCMOptions,
+  ) => Cipher,
+  versionKey: VersionKey,
+  header: Uint8Array,
+): Cipher {
   kdfInput.set(header.subarray(0, KDF_CONTEXT_END), KDF_PREFIX.length);
   if (versionKey instanceof Uint8Array) hmacSha256Into(versionKey, kdfInput, messageKey);
   else createHmac("sha256", versionKey).update(kdfInput).digest().copy(messageKey);
-  return messageKey;
+  const cipher = create("aes-256-gcm", messageKey, header.subarray(IV_OFFSET, HEADER_LENGTH), {
+    authTagLength: TAG_LENGTH,
+  });
+  messageKey.fill(0);
+  return cipher;
 }
 
 /**

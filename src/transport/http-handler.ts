@@ -155,8 +155,9 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       const exchange = () => exchangeOf(request, response);
       // HTTP/2 streams were offered to kmsd's own paths in stream() already;
       // HTTP/1.1 requests come here once their connection went to node's server.
-      if (!("stream" in request)) {
-        if (serveOwn(request.method ?? "GET", target, request.headers, false, exchange)) return;
+      const http1 = !("stream" in request);
+      if (http1 && serveOwn(request.method ?? "GET", target, request.headers, false, exchange)) {
+        return;
       }
       if (!RPC_PATH.test(target)) {
         const call = NodeCall.fromRequest(request, "rest");

@@ -92,27 +92,12 @@ function fieldCheck(field: DescField, matches: PatternMatch): FieldCheck | undef
   if (rules.ignore !== Ignore.UNSPECIFIED && rules.ignore !== Ignore.IF_ZERO_VALUE) {
     return undefined;
   }
-  const name = field.localName;
   switch (rules.type.case) {
     case undefined:
-      return rules.required ? requiredString(field) : NO_CHECK;
+      return rules.required ? stringFieldCheck(field, rules, ANY_STRING) : NO_CHECK;
     case "string": {
-      if (field.fieldKind !== "scalar" || field.scalar !== ScalarType.STRING) return undefined;
-      // Explicit presence changes when rules apply: left to protovalidate.
-      if (field.presence !== FeatureSet_FieldPresence.IMPLICIT) return undefined;
       const valid = stringCheck(rules.type.value, matches);
-      if (valid === undefined) return undefined;
-      const { required } = rules;
-      const skipEmpty = rules.ignore === Ignore.IF_ZERO_VALUE;
-      return (message) => {
-        const value = message[name];
-        if (typeof value !== "string") return false;
-        if (value === "") {
-          if (required) return false;
-          if (skipEmpty) return true;
-        }
-        return valid(value);
-      };
+      return valid === undefined ? undefined : stringFieldCheck(field, rules, valid);
     }
     case "map":
       return mapCheck(field, rules, rules.type.value, matches);
@@ -121,13 +106,32 @@ function fieldCheck(field: DescField, matches: PatternMatch): FieldCheck | undef
   }
 }
 
-function requiredString(field: DescField): FieldCheck | undefined {
+const ANY_STRING = (): boolean => true;
+
+/**
+ * A string field's rules as protovalidate applies them to a field of
+ * implicit presence: `required` refuses "", IF_ZERO_VALUE skips the rest
+ * for "", and `valid` judges every other value.
+ */
+function stringFieldCheck(
+  field: DescField,
+  rules: FieldRules,
+  valid: (value: string) => boolean,
+): FieldCheck | undefined {
   if (field.fieldKind !== "scalar" || field.scalar !== ScalarType.STRING) return undefined;
+  // Explicit presence changes when rules apply: left to protovalidate.
   if (field.presence !== FeatureSet_FieldPresence.IMPLICIT) return undefined;
   const name = field.localName;
+  const { required } = rules;
+  const skipEmpty = rules.ignore === Ignore.IF_ZERO_VALUE;
   return (message) => {
     const value = message[name];
-    return typeof value === "string" && value !== "";
+    if (typeof value !== "string") return false;
+    if (value === "") {
+      if (required) return false;
+      if (skipEmpty) return true;
+    }
+    return valid(value);
   };
 }
 

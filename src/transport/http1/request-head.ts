@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { HEADER_NAME, INVALID_HEADER_VALUE } from "./header-syntax.js";
 
 /** A request head kmsd's HTTP/1.1 path serves itself. */
 export interface RequestHead {
@@ -31,9 +32,6 @@ const OTHER = { kind: "other" } as const;
 const HEAD_END = Buffer.from("\r\n\r\n");
 // Origin-form targets of visible ASCII; methods whose answers carry a body.
 const REQUEST_LINE = /^(GET|POST|PUT|PATCH|DELETE) (\/[!-~]*) HTTP\/1\.1$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Visible ASCII, spaces, tabs and obs-text (RFC 9110 §5.5): no CR, LF or other controls.
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const DIGITS = /^\d{1,15}$/;
 // Headers whose meaning kmsd's path does not implement (bodies in chunks,
 // protocol switches): requests carrying them go to node.
@@ -66,9 +64,9 @@ export function parseRequestHead(bytes: Buffer, maxHeaderBytes: number): ParsedH
     const line = lineEnd < 0 ? text.slice(start) : text.slice(start, lineEnd);
     const colon = line.indexOf(":");
     const rawName = line.slice(0, colon);
-    if (colon <= 0 || !TOKEN.test(rawName)) return OTHER;
+    if (colon <= 0 || !HEADER_NAME.test(rawName)) return OTHER;
     const value = trimSpaces(line.slice(colon + 1));
-    if (INVALID_VALUE.test(value)) return OTHER;
+    if (INVALID_HEADER_VALUE.test(value)) return OTHER;
     const name = rawName.toLowerCase();
     // "__proto__" as a plain object's key would set its prototype.
     if (Object.hasOwn(headers, name) || name === "__proto__" || LEFT_TO_NODE.has(name)) {

@@ -1,11 +1,8 @@
 import { type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
-
-// What node's http server refuses in header names and values (ERR_INVALID_HTTP_TOKEN, ERR_INVALID_CHAR).
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+import { HEADER_NAME, INVALID_HEADER_VALUE } from "./header-syntax.js";
 
 function headerLine(name: string, value: string): string {
-  if (INVALID_VALUE.test(value)) throw new TypeError(`invalid character in header ${name}`);
+  if (INVALID_HEADER_VALUE.test(value)) throw new TypeError(`invalid character in header ${name}`);
   return `${name}: ${value}\r\n`;
 }
 
@@ -38,7 +35,7 @@ export function responseHead(
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name === "content-length" || name === "connection") continue;
-    if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    if (!HEADER_NAME.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
     // One line per value of a list; no array is made for the usual single value.
     if (Array.isArray(value)) for (const one of value) head += headerLine(name, one);
     else head += headerLine(name, String(value));
