@@ -13,12 +13,14 @@
  *
  * COMPARE_BUILDS: checkouts to compare, each built (`npm run build`);
  * COMPARE_ARGS: ";"-separated kmsd argument lists, each run on every build;
- * COMPARE_SCENARIOS: grpc, connect-h2, connect-h1, rest (EncryptData);
+ * COMPARE_SCENARIOS: grpc, connect-h2, connect-h1, rest;
  * COMPARE_BASELINE=1 also loads bench/baseline-server.ts (gRPC) in every
  * round, so that a series carries the ratio the targets are stated in;
  * COMPARE_NODE_FLAGS: ";"-separated flag lists for kmsd's node, each run on
  * every build and argument list, e.g. "; --max-semi-space-size=2", or
  * "--cpu-prof --cpu-prof-dir=/tmp/p" (profiles are written when the servers stop);
+ * COMPARE_OPERATION: encrypt (EncryptData, the default) or decrypt
+ * (DecryptData of a ciphertext of COMPARE_BYTES bytes; the baseline still encrypts);
  * COMPARE_BYTES (8), COMPARE_ROUNDS (3), COMPARE_SECONDS (5).
  */
 import { randomBytes } from "node:crypto";
@@ -26,12 +28,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
+import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
 import {
   connectTarget,
   createKey,
+  encryptOnce,
   grpcTarget,
   PROJECT,
   projectToken,
@@ -41,6 +44,7 @@ import {
 const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
 const ARG_LISTS = wordLists(process.env.COMPARE_ARGS);
 const SCENARIOS = (process.env.COMPARE_SCENARIOS ?? "grpc,rest").split(",");
+const OPERATION = process.env.COMPARE_OPERATION ?? "encrypt";
 const BYTES = Number(process.env.COMPARE_BYTES ?? 8);
 const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 3);
 const SECONDS = Number(process.env.COMPARE_SECONDS ?? 5);
@@ -69,6 +73,9 @@ async function main(): Promise<void> {
     (name) => !["grpc", "connect-h2", "connect-h1", "rest"].includes(name),
   );
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}`);
+  if (OPERATION !== "encrypt" && OPERATION !== "decrypt") {
+    throw new Error(`COMPARE_OPERATION must be encrypt or decrypt, not ${OPERATION}`);
+  }
   const pins = corePins();
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-compare-"));
   const dataDir = path.join(workDir, "data");
@@ -96,7 +103,16 @@ async function main(): Promise<void> {
       }
     }
     const token = await projectToken(dataDir, rootKey);
-    const keyId = await createKey(servers[0]?.running.port ?? 0, token);
+    const firstPort = servers[0]?.running.port ?? 0;
+    const keyId = await createKey(firstPort, token);
+    const plainText = "x".repeat(BYTES);
+    const request: LoadRequest =
+      OPERATION === "decrypt"
+        ? {
+            operation: "decrypt",
+            cipherText: await encryptOnce(firstPort, token, keyId, plainText),
+          }
+        : { operation: "encrypt", keyId, plainText };
     if (WITH_BASELINE) {
       servers.push({
         label: "baseline",
@@ -109,7 +125,7 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const server of order) {
         for (const scenario of server.scenarios) {
-          const run = await measure(server.running, scenario, keyId, token, workDir, pins.load);
+          const run = await measure(server.running, scenario, request, token, workDir, pins.load);
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           process.stderr.write(
@@ -137,17 +153,25 @@ async function main(): Promise<void> {
   }
 }
 
-/** One run of a scenario against one server: EncryptData, 32 requests in flight. */
+/** What every round sends: an EncryptData of a plaintext, or a DecryptData of a ciphertext. */
+type LoadRequest =
+  | { readonly operation: "encrypt"; readonly keyId: string; readonly plainText: string }
+  | { readonly operation: "decrypt"; readonly cipherText: string };
+
+/** One run of a scenario against one server, 32 requests in flight. */
 function measure(
   server: Running,
   scenario: string,
-  keyId: string,
+  request: LoadRequest,
   token: string,
   workDir: string,
   loadPin: readonly string[],
 ): Promise<LoadResult> {
-  const plainText = "x".repeat(BYTES);
-  const json = { project_id: PROJECT, key_id: keyId, plain_text: plainText };
+  const method = request.operation === "decrypt" ? "DecryptData" : "EncryptData";
+  const json =
+    request.operation === "decrypt"
+      ? { project_id: PROJECT, cipher_text: request.cipherText }
+      : { project_id: PROJECT, key_id: request.keyId, plain_text: request.plainText };
   const options = {
     seconds: SECONDS,
     warmupSeconds: 1,
@@ -159,22 +183,31 @@ function measure(
   const { port } = server;
   switch (scenario) {
     case "grpc": {
-      const message = create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText });
-      const auth = { "x-auth-token": token };
-      const target = grpcTarget(
-        port,
-        "EncryptData",
-        toBinary(EncryptDataRequestSchema, message),
-        auth,
-      );
-      return h2load(target, options);
+      const body =
+        request.operation === "decrypt"
+          ? toBinary(
+              DecryptDataRequestSchema,
+              create(DecryptDataRequestSchema, {
+                projectId: PROJECT,
+                cipherText: request.cipherText,
+              }),
+            )
+          : toBinary(
+              EncryptDataRequestSchema,
+              create(EncryptDataRequestSchema, {
+                projectId: PROJECT,
+                keyId: request.keyId,
+                plainText: request.plainText,
+              }),
+            );
+      return h2load(grpcTarget(port, method, body, { "x-auth-token": token }), options);
     }
     case "connect-h2":
-      return h2load(connectTarget(port, "EncryptData", json, token), options);
+      return h2load(connectTarget(port, method, json, token), options);
     case "connect-h1":
-      return wrk(connectTarget(port, "EncryptData", json, token), options);
+      return wrk(connectTarget(port, method, json, token), options);
     default:
-      return wrk(restTarget(port, "encrypt-data", json, token), options);
+      return wrk(restTarget(port, `${request.operation}-data`, json, token), options);
   }
 }
 
