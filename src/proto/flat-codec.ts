@@ -26,8 +26,12 @@ import { Edition, FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 export interface FlatCodec {
   /** The message, or undefined when protobuf-es must decode these bytes. */
   decode(bytes: Uint8Array): Message | undefined;
-  /** The message's bytes, or undefined when protobuf-es must encode it. */
-  encode(message: Message): Uint8Array | undefined;
+  /**
+   * The message's bytes, or undefined when protobuf-es must encode it.
+   * `headroom` bytes are left unwritten in front of them, for a framing
+   * header the caller fills in (gRPC's envelope) without copying the message.
+   */
+  encode(message: Message, headroom?: number): Buffer | undefined;
   /**
    * The message a parsed JSON object stands for (field names proto or
    * JSON-style, unknown keys ignored), or undefined when protobuf-es must
@@ -156,7 +160,7 @@ function createFlatCodec(schema: DescMessage): FlatCodec | undefined {
       return message as Message;
     },
 
-    encode(message) {
+    encode(message, headroom = 0) {
       if (hasMap || message.$typeName !== typeName) return undefined;
       const values = message as unknown as Record<string, unknown>;
       if (values.$unknown !== undefined) return undefined;
@@ -176,8 +180,8 @@ function createFlatCodec(schema: DescMessage): FlatCodec | undefined {
           return undefined;
         }
       }
-      const out = Buffer.allocUnsafe(size);
-      let offset = 0;
+      const out = Buffer.allocUnsafe(headroom + size);
+      let offset = headroom;
       for (const field of fields) {
         const value = values[field.localName];
         if (!isWritten(field, value)) continue;

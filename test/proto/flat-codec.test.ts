@@ -99,7 +99,12 @@ describe("the flat protobuf codec", () => {
             expect(written).toBeUndefined();
             return;
           }
-          expect(Buffer.from(encoded ?? [])).toEqual(Buffer.from(toBinary(schema, message)));
+          const reference = Buffer.from(toBinary(schema, message));
+          expect(Buffer.from(encoded ?? [])).toEqual(reference);
+          // With headroom: the same bytes behind it (gRPC's envelope header goes there).
+          const behindHeadroom = codec?.encode(message, 5);
+          expect(behindHeadroom?.length).toBe(5 + reference.length);
+          expect(behindHeadroom?.subarray(5)).toEqual(reference);
           expect(written).toBe(toJsonString(schema, message, huaweiJson));
         }),
         { numRuns: 150 },

@@ -15,7 +15,7 @@ import type { NodeCall } from "../node-call.js";
 import { bodyReadError } from "../read-body.js";
 import { bodyLimits, effectiveTimeoutMs, type RequestLimits } from "../request-limits.js";
 import type { UnaryInvoker, UnaryResult } from "../unary-invoker.js";
-import { envelope, singleMessage } from "./envelope.js";
+import { envelopedMessage, singleMessage } from "./envelope.js";
 import type { Exchange } from "./exchange.js";
 import { connectErrorBody, grpcErrorTrailers } from "./rpc-errors.js";
 
@@ -121,12 +121,7 @@ export async function serveUnaryRpc(
   if (protocol === "grpc") {
     const trailers =
       result.trailer === undefined ? GRPC_OK : { ...headerObject(result.trailer), ...GRPC_OK };
-    exchange.respond(
-      200,
-      headers,
-      envelope(messageToBinary(method.output, result.message)),
-      trailers,
-    );
+    exchange.respond(200, headers, envelopedMessage(method.output, result.message), trailers);
   } else {
     const body =
       codec === "json"
