@@ -129,7 +129,7 @@ async function main(): Promise<void> {
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           process.stderr.write(
-            `[compare] round ${round + 1}, ${scenario}, ${server.label}: ${run.rps.toFixed(0)} req/s, ${run.cpuUsPerRequest.toFixed(1)} µs/req\n`,
+            `[compare] round ${round + 1}, ${scenario}, ${server.label}: ${run.rps.toFixed(0)} req/s, ${run.cpuUsPerRequest.toFixed(1)} µs/req, p99 ${run.p99Ms.toFixed(2)} ms\n`,
           );
         }
       }
