@@ -7,6 +7,8 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { Edition, FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
+import { encoded_binary } from "../../gen/kms/v1/rules_pb.js";
+import { optionOf } from "./options.js";
 
 /**
  * The protobuf binary format for "flat" proto3 messages: fields that are
@@ -55,6 +57,10 @@ interface FlatField {
   readonly kind: FlatKind;
   /** Explicit presence (proto3 `optional`): absent unless set, written whenever set. */
   readonly explicit: boolean;
+  /** The field's JSON key as JSON text (its proto name, quoted). */
+  readonly jsonKey: string;
+  /** Marked `(kms.v1.encoded_binary)`: base64 or hex text kmsd made, written without an escape scan. */
+  readonly encodedBinary: boolean;
 }
 
 const WIRE_VARINT = 0;
@@ -104,6 +110,8 @@ function createFlatCodec(schema: DescMessage): FlatCodec | undefined {
       name: field.name,
       kind,
       explicit: field.presence === FeatureSet_FieldPresence.EXPLICIT,
+      jsonKey: JSON.stringify(field.name),
+      encodedBinary: kind === "string" && optionOf(field, encoded_binary),
     };
     fields.push(flat);
     byJsonKey.set(field.name, flat).set(field.jsonName, flat);
@@ -223,7 +231,7 @@ function createFlatCodec(schema: DescMessage): FlatCodec | undefined {
     toJson(message) {
       if (hasMap || message.$typeName !== typeName) return undefined;
       const values = message as unknown as Record<string, unknown>;
-      const json: Record<string, unknown> = {};
+      let text = "";
       for (const field of fields) {
         const value = values[field.localName];
         if (value === undefined) {
@@ -231,11 +239,25 @@ function createFlatCodec(schema: DescMessage): FlatCodec | undefined {
           return undefined;
         }
         if (!isJsonOfKind(field.kind, value)) return undefined;
-        json[field.name] = value;
+        const json =
+          field.encodedBinary && isPlainJsonText(value as string)
+            ? `"${value}"`
+            : JSON.stringify(value);
+        text += `${text === "" ? "{" : ","}${field.jsonKey}:${json}`;
       }
-      return JSON.stringify(json);
+      return text === "" ? "{}" : `${text}}`;
     },
   };
+}
+
+/**
+ * Whether an encoded-binary field's text can go into JSON between quotes
+ * as it is. Base64 and hex never hold a quote or a backslash; checking for
+ * those two (a native search, ~0.05 µs for 5 KB) keeps a wrongly marked
+ * field from ever ending its string early or escaping what follows.
+ */
+function isPlainJsonText(value: string): boolean {
+  return !value.includes('"') && !value.includes("\\");
 }
 
 /**

@@ -3,6 +3,7 @@ import {
   type DescMessage,
   fromBinary,
   fromJson,
+  hasOption,
   type JsonObject,
   ScalarType,
   toBinary,
@@ -18,6 +19,7 @@ import {
   EncryptDataResponseSchema,
   KmsService,
 } from "../../gen/kms/v1/kms_pb.js";
+import { encoded_binary } from "../../gen/kms/v1/rules_pb.js";
 import { flatCodecFor } from "../../src/proto/flat-codec.js";
 
 /** Every request and response type of the service the flat codec takes. */
@@ -210,5 +212,62 @@ describe("the flat protobuf codec", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  describe("fields marked (kms.v1.encoded_binary)", () => {
+    const marked = (schema: DescMessage) =>
+      schema.fields.filter((field) => hasOption(field, encoded_binary)).map((field) => field.name);
+
+    it("are exactly the hot path's base64 answers, and never a request's field", () => {
+      const requests = new Set<DescMessage>();
+      const walk = (schema: DescMessage) => {
+        if (requests.has(schema)) return;
+        requests.add(schema);
+        for (const field of schema.fields) if (field.message !== undefined) walk(field.message);
+      };
+      for (const method of KmsService.methods) walk(method.input);
+      for (const schema of requests) expect(marked(schema), schema.typeName).toEqual([]);
+      const markedAnswers = KmsService.methods
+        .map((method) => method.output)
+        .filter((schema) => marked(schema).length > 0)
+        .map((schema) => `${schema.typeName}: ${marked(schema).join(", ")}`);
+      expect([...new Set(markedAnswers)].sort()).toEqual([
+        "kms.v1.DecryptDataResponse: plain_text_base64",
+        "kms.v1.EncryptDataResponse: cipher_text",
+      ]);
+    });
+
+    // Control characters are outside the mark's contract (base64 or hex that
+    // kmsd made): they would be written raw. Printable text, quotes and
+    // backslashes included, is not.
+    it("are written as protobuf-es writes them: base64, or any printable text", () => {
+      const codec = flatCodecFor(DecryptDataResponseSchema);
+      const base64 = fc
+        .uint8Array({ maxLength: 300 })
+        .map((bytes) => Buffer.from(bytes).toString("base64"));
+      fc.assert(
+        fc.property(fc.oneof(base64, text), text, (plainTextBase64, plainText) => {
+          const message = create(DecryptDataResponseSchema, {
+            keyId: "k",
+            plainText,
+            plainTextBase64,
+          });
+          const written = codec?.toJson(message);
+          expect(written).toBe(toJsonString(DecryptDataResponseSchema, message, huaweiJson));
+          expect(JSON.parse(written ?? "")).toMatchObject({ plain_text_base64: plainTextBase64 });
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it("are escaped when they hold a quote or a backslash, so a wrong mark cannot break the JSON", () => {
+      const codec = flatCodecFor(EncryptDataResponseSchema);
+      for (const cipherText of ['ab"c', "ab\\c", '","key_id":"forged', "\\u0041"]) {
+        const message = create(EncryptDataResponseSchema, { keyId: "k", cipherText });
+        const written = codec?.toJson(message) ?? "";
+        expect(written).toBe(toJsonString(EncryptDataResponseSchema, message, huaweiJson));
+        expect(JSON.parse(written)).toEqual({ key_id: "k", cipher_text: cipherText });
+      }
+    });
   });
 });
