@@ -41,6 +41,11 @@ describe("parseRequestHead", () => {
     expect(parsed).toMatchObject({ kind: "head", expectsContinue: true, contentLength: 5 });
   });
 
+  it.each([" 3", "\t3", "3 ", " \t3  "])("reads a Content-Length node reads too: %j", (value) => {
+    const parsed = parse(`POST / HTTP/1.1\r\nHost: kms\r\nContent-Length:${value}\r\n\r\n`);
+    expect(parsed).toMatchObject({ kind: "head", contentLength: 3 });
+  });
+
   it("notes a client's Connection: close", () => {
     const parsed = parse("GET / HTTP/1.1\r\nHost: kms\r\nConnection: keep-alive, Close\r\n\r\n");
     expect(parsed).toMatchObject({ kind: "head", keepAlive: false, contentLength: 0 });
@@ -63,6 +68,12 @@ describe("parseRequestHead", () => {
       "POST / HTTP/1.1\r\nHost: kms\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
     ],
     ["a signed Content-Length", "POST / HTTP/1.1\r\nHost: kms\r\nContent-Length: +3\r\n\r\n"],
+    // node's parser refuses a tab after the digits (found by http1-fuzz).
+    ["a tab after a Content-Length", "POST / HTTP/1.1\r\nHost: kms\r\nContent-Length: 3\t\r\n\r\n"],
+    [
+      "a space and a tab after a Content-Length",
+      "POST / HTTP/1.1\r\nHost: kms\r\nContent-Length: 3 \t\r\n\r\n",
+    ],
     ["a repeated header", "POST / HTTP/1.1\r\nHost: kms\r\nX-A: 1\r\nx-a: 2\r\n\r\n"],
     [
       "an expectation other than 100-continue",

@@ -32,7 +32,9 @@ const OTHER = { kind: "other" } as const;
 const HEAD_END = Buffer.from("\r\n\r\n");
 // Origin-form targets of visible ASCII; methods whose answers carry a body.
 const REQUEST_LINE = /^(GET|POST|PUT|PATCH|DELETE) (\/[!-~]*) HTTP\/1\.1$/;
-const DIGITS = /^\d{1,15}$/;
+// A Content-Length as node's parser takes it: spaces or tabs before the
+// digits, only spaces after them (it answers 400 to a tab there).
+const CONTENT_LENGTH = /^[ \t]*\d{1,15} *$/;
 // Headers whose meaning kmsd's path does not implement (bodies in chunks,
 // protocol switches): requests carrying them go to node.
 const LEFT_TO_NODE = new Set(["transfer-encoding", "upgrade", "http2-settings"]);
@@ -65,7 +67,8 @@ export function parseRequestHead(bytes: Buffer, maxHeaderBytes: number): ParsedH
     const colon = line.indexOf(":");
     const rawName = line.slice(0, colon);
     if (colon <= 0 || !HEADER_NAME.test(rawName)) return OTHER;
-    const value = trimSpaces(line.slice(colon + 1));
+    const rawValue = line.slice(colon + 1);
+    const value = trimSpaces(rawValue);
     if (INVALID_HEADER_VALUE.test(value)) return OTHER;
     const name = rawName.toLowerCase();
     // "__proto__" as a plain object's key would set its prototype.
@@ -73,7 +76,7 @@ export function parseRequestHead(bytes: Buffer, maxHeaderBytes: number): ParsedH
       return OTHER;
     }
     if (name === "content-length") {
-      if (!DIGITS.test(value)) return OTHER;
+      if (!CONTENT_LENGTH.test(rawValue)) return OTHER;
       contentLength = Number(value);
     } else if (name === "expect") {
       // The only expectation HTTP/1.1 defines; node answers any other 417.
