@@ -24,6 +24,7 @@ import { formatOneHash, sealEntries } from "../src/audit/chain.js";
 import { auditText } from "../src/audit/record-text.js";
 import { type AuditEntry, GENESIS_HASH, NO_CONTEXT } from "../src/keystore/audit-types.js";
 import { openSqliteStore, type SqliteStore } from "../src/keystore/sqlite/sqlite-store.js";
+import { median } from "./stats.js";
 
 const PER_ROUND = Number(process.argv[2] ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 7);
@@ -109,7 +110,6 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await rm(dir, { recursive: true, force: true });
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1] ?? 0;
 const [fullName] = Object.keys(variants);
 const full = median((samples.get(fullName ?? "") ?? []).map((sample) => sample.cpu));
 console.log(

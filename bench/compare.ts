@@ -106,13 +106,10 @@ async function main(): Promise<void> {
     const firstPort = servers[0]?.running.port ?? 0;
     const keyId = await createKey(firstPort, token);
     const plainText = "x".repeat(BYTES);
-    const request: LoadRequest =
+    const request =
       OPERATION === "decrypt"
-        ? {
-            operation: "decrypt",
-            cipherText: await encryptOnce(firstPort, token, keyId, plainText),
-          }
-        : { operation: "encrypt", keyId, plainText };
+        ? decryptRequest(await encryptOnce(firstPort, token, keyId, plainText))
+        : encryptRequest(keyId, plainText);
     if (WITH_BASELINE) {
       servers.push({
         label: "baseline",
@@ -153,10 +150,40 @@ async function main(): Promise<void> {
   }
 }
 
-/** What every round sends: an EncryptData of a plaintext, or a DecryptData of a ciphertext. */
-type LoadRequest =
-  | { readonly operation: "encrypt"; readonly keyId: string; readonly plainText: string }
-  | { readonly operation: "decrypt"; readonly cipherText: string };
+/** What every round sends, in each protocol's form. */
+interface LoadRequest {
+  readonly method: "EncryptData" | "DecryptData";
+  /** The REST path's last segment. */
+  readonly restOperation: string;
+  /** Connect's and REST's body. */
+  readonly json: object;
+  /** gRPC's message. */
+  readonly binary: Uint8Array;
+}
+
+function encryptRequest(keyId: string, plainText: string): LoadRequest {
+  return {
+    method: "EncryptData",
+    restOperation: "encrypt-data",
+    json: { project_id: PROJECT, key_id: keyId, plain_text: plainText },
+    binary: toBinary(
+      EncryptDataRequestSchema,
+      create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText }),
+    ),
+  };
+}
+
+function decryptRequest(cipherText: string): LoadRequest {
+  return {
+    method: "DecryptData",
+    restOperation: "decrypt-data",
+    json: { project_id: PROJECT, cipher_text: cipherText },
+    binary: toBinary(
+      DecryptDataRequestSchema,
+      create(DecryptDataRequestSchema, { projectId: PROJECT, cipherText }),
+    ),
+  };
+}
 
 /** One run of a scenario against one server, 32 requests in flight. */
 function measure(
@@ -167,11 +194,6 @@ function measure(
   workDir: string,
   loadPin: readonly string[],
 ): Promise<LoadResult> {
-  const method = request.operation === "decrypt" ? "DecryptData" : "EncryptData";
-  const json =
-    request.operation === "decrypt"
-      ? { project_id: PROJECT, cipher_text: request.cipherText }
-      : { project_id: PROJECT, key_id: request.keyId, plain_text: request.plainText };
   const options = {
     seconds: SECONDS,
     warmupSeconds: 1,
@@ -181,33 +203,16 @@ function measure(
     workDir,
   };
   const { port } = server;
+  const { method, json } = request;
   switch (scenario) {
-    case "grpc": {
-      const body =
-        request.operation === "decrypt"
-          ? toBinary(
-              DecryptDataRequestSchema,
-              create(DecryptDataRequestSchema, {
-                projectId: PROJECT,
-                cipherText: request.cipherText,
-              }),
-            )
-          : toBinary(
-              EncryptDataRequestSchema,
-              create(EncryptDataRequestSchema, {
-                projectId: PROJECT,
-                keyId: request.keyId,
-                plainText: request.plainText,
-              }),
-            );
-      return h2load(grpcTarget(port, method, body, { "x-auth-token": token }), options);
-    }
+    case "grpc":
+      return h2load(grpcTarget(port, method, request.binary, { "x-auth-token": token }), options);
     case "connect-h2":
       return h2load(connectTarget(port, method, json, token), options);
     case "connect-h1":
       return wrk(connectTarget(port, method, json, token), options);
     default:
-      return wrk(restTarget(port, `${request.operation}-data`, json, token), options);
+      return wrk(restTarget(port, request.restOperation, json, token), options);
   }
 }
 

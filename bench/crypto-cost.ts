@@ -22,6 +22,7 @@ import {
 import { HMAC_SHA256_BYTES, hmacSha256Into } from "../src/crypto/hmac-sha256.js";
 import { RandomPool } from "../src/keys/random-pool.js";
 import { VersionMaterial } from "../src/keys/version-material.js";
+import { median } from "./stats.js";
 
 const PER_ROUND = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 7);
@@ -113,9 +114,7 @@ function measure(size: number): void {
   console.log(`\n${size} B plaintext: µs per message, median of ${ROUNDS} rounds`);
   console.log("| variant | µs |\n|---|---:|");
   for (const variant of all) {
-    const sorted = [...(samples.get(variant.name) ?? [])].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-    console.log(`| ${variant.name} | ${median.toFixed(2)} |`);
+    console.log(`| ${variant.name} | ${median(samples.get(variant.name) ?? []).toFixed(2)} |`);
   }
 }
 

@@ -28,6 +28,7 @@ import { RpcMetrics } from "../src/observability/rpc-metrics.js";
 import { callInfoKey } from "../src/transport/call-info.js";
 import { NodeCall } from "../src/transport/node-call.js";
 import { createUnaryInvoker } from "../src/transport/unary-invoker.js";
+import { median } from "./stats.js";
 
 const callsPerRound = Number(process.argv[2] ?? 50_000);
 const rounds = Number(process.argv[3] ?? 7);
@@ -71,11 +72,6 @@ async function round(core: KmsCore, keyId: string, token: string, calls: number)
     });
   }
   return calls / ((performance.now() - started) / 1000);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 /** Median and best of per-call times (µs): on a shared machine the best is the least disturbed. */

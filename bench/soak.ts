@@ -28,6 +28,7 @@ import {
   type Target,
 } from "./load.js";
 import { writeResults } from "./report.js";
+import { median } from "./stats.js";
 import { connectTarget, createKey, encryptOnce, PROJECT, projectToken } from "./targets.js";
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
@@ -67,11 +68,6 @@ function combined(a: LoadResult, b: LoadResult): LoadResult {
       (a.systemUsPerRequest * a.requests + b.systemUsPerRequest * b.requests) / requests,
     failures: a.failures + b.failures,
   };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 async function main(): Promise<number> {

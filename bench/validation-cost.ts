@@ -10,6 +10,7 @@ import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { createRequestValidator, matchRegex } from "../src/validation/request-validator.js";
+import { median } from "./stats.js";
 
 const PER_ROUND = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 7);
@@ -52,9 +53,4 @@ for (const [name, schema, message] of requests) {
     theirs.push(microseconds(() => protovalidate.validate(schema, message)));
   }
   console.log(`| ${name} | ${median(ours).toFixed(2)} | ${median(theirs).toFixed(2)} |`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }

@@ -5,7 +5,7 @@ import { huawei_error_code, max_total_bytes } from "../../gen/kms/v1/rules_pb.js
 import { isHuaweiErrorCode } from "../errors/huawei-codes.js";
 import { kmsError } from "../errors/kms-error.js";
 import { optionOf } from "../proto/options.js";
-import { certainlyValidCheck, type ValidityCheck } from "./certainly-valid.js";
+import { certainlyValidCheck } from "./certainly-valid.js";
 
 /**
  * Checks a request against the rules declared in the proto: buf.validate's
@@ -43,44 +43,35 @@ export function matchRegex(pattern: string, input: string): boolean {
 
 export function createRequestValidator(): RequestValidator {
   const validator = createValidator({ failFast: true, regexMatch: matchRegex });
-  const totalBytesRules = new Map<DescMessage, TotalBytesRule[]>();
-  /** Per schema, the quick proof of validity; null where the rules need protovalidate. */
-  const quickChecks = new Map<DescMessage, ValidityCheck | null>();
+  /** The quick proof of validity; null where the rules need protovalidate. */
+  const quickCheckOf = perSchema((schema) => certainlyValidCheck(schema, matchRegex) ?? null);
+  const totalBytesRulesOf = perSchema((schema): TotalBytesRule[] =>
+    schema.fields.flatMap((field) => {
+      const maxBytes = optionOf(field, max_total_bytes);
+      return maxBytes > 0 ? [{ field, localName: field.localName, maxBytes }] : [];
+    }),
+  );
 
-  function quickCheckOf(schema: DescMessage): ValidityCheck | null {
-    let check = quickChecks.get(schema);
-    if (check === undefined) {
-      check = certainlyValidCheck(schema, matchRegex) ?? null;
-      quickChecks.set(schema, check);
+  /** protovalidate's verdict: the first broken rule as kmsd's error, or undefined. */
+  function protovalidateRefusal(schema: DescMessage, message: Message): ConnectError | undefined {
+    const result = validator.validate(schema, message);
+    if (result.kind === "invalid") {
+      const [first] = result.violations;
+      if (first !== undefined) return violationError(first);
     }
-    return check;
-  }
-
-  function totalBytesRulesOf(schema: DescMessage): TotalBytesRule[] {
-    let rules = totalBytesRules.get(schema);
-    if (rules === undefined) {
-      rules = schema.fields.flatMap((field) => {
-        const maxBytes = optionOf(field, max_total_bytes);
-        return maxBytes > 0 ? [{ field, localName: field.localName, maxBytes }] : [];
-      });
-      totalBytesRules.set(schema, rules);
+    if (result.kind === "error") {
+      // A rule that cannot be evaluated is a bug in the proto, not the caller's fault.
+      return kmsError("KMS.0101", undefined, { cause: result.error });
     }
-    return rules;
+    return undefined;
   }
 
   return {
     check(schema, message) {
       const quick = quickCheckOf(schema);
       if (quick === null || !quick(message)) {
-        const result = validator.validate(schema, message);
-        if (result.kind === "invalid") {
-          const [first] = result.violations;
-          if (first !== undefined) return violationError(first);
-        }
-        if (result.kind === "error") {
-          // A rule that cannot be evaluated is a bug in the proto, not the caller's fault.
-          return kmsError("KMS.0101", undefined, { cause: result.error });
-        }
+        const refusal = protovalidateRefusal(schema, message);
+        if (refusal !== undefined) return refusal;
       }
       for (const rule of totalBytesRulesOf(schema)) {
         const value = (message as unknown as Record<string, unknown>)[rule.localName];
@@ -93,6 +84,20 @@ export function createRequestValidator(): RequestValidator {
       }
       return undefined;
     },
+  };
+}
+
+/** `derive`, computed once per request type: what it reads is fixed when the code is generated. */
+function perSchema<T>(derive: (schema: DescMessage) => T): (schema: DescMessage) => T {
+  const values = new Map<DescMessage, T>();
+  return (schema) => {
+    let value = values.get(schema);
+    // One lookup on the hot path: `has` only for a derived undefined.
+    if (value === undefined && !values.has(schema)) {
+      value = derive(schema);
+      values.set(schema, value);
+    }
+    return value as T;
   };
 }
 
