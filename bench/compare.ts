@@ -2,7 +2,8 @@
  * Alternating A/B runs: the way to tell whether a change or a setting
  * helps on a machine whose speed drifts by tens of percent from one minute
  * to the next (docs/benchmarks.md). Starts one kmsd per build and setting,
- * all on one data directory, pinned to core 0 like `npm run bench`; each
+ * one data directory per build (builds may differ in schema), each with its
+ * own key and token, pinned to core 0 like `npm run bench`; each
  * round loads every server once, in alternating order, with h2load or wrk
  * on core 1; prints each server's CPU µs per request (mean and lowest of
  * its rounds, and the system part), its best rate and that run's p99.
@@ -61,6 +62,8 @@ interface Server {
   readonly running: Running;
   /** What it is loaded with each round: the baseline serves gRPC only. */
   readonly scenarios: readonly string[];
+  /** The request it is loaded with, and the token that authenticates it. */
+  readonly load: { readonly request: LoadRequest; readonly token: string };
 }
 
 async function main(): Promise<void> {
@@ -78,12 +81,14 @@ async function main(): Promise<void> {
   }
   const pins = corePins();
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-compare-"));
-  const dataDir = path.join(workDir, "data");
   const rootKey = randomBytes(32).toString("base64");
+  const plainText = "x".repeat(BYTES);
   const servers: Server[] = [];
   try {
     let port = 19_400;
-    for (const root of BUILDS) {
+    for (const [build, root] of BUILDS.entries()) {
+      const dataDir = path.join(workDir, `data-${build}`);
+      const started: { label: string; running: Running }[] = [];
       for (const args of ARG_LISTS) {
         for (const nodeArgs of NODE_FLAG_LISTS) {
           const running = await startKmsd({
@@ -98,23 +103,19 @@ async function main(): Promise<void> {
           const label = [BUILDS.length > 1 ? root : "", ...nodeArgs, ...args]
             .filter(Boolean)
             .join(" ");
-          servers.push({ label: label || "kmsd", running, scenarios: SCENARIOS });
+          started.push({ label: label || "kmsd", running });
         }
       }
+      const load = await loadFor(dataDir, rootKey, started[0]?.running.port ?? 0, plainText);
+      for (const server of started) servers.push({ ...server, scenarios: SCENARIOS, load });
     }
-    const token = await projectToken(dataDir, rootKey);
-    const firstPort = servers[0]?.running.port ?? 0;
-    const keyId = await createKey(firstPort, token);
-    const plainText = "x".repeat(BYTES);
-    const request =
-      OPERATION === "decrypt"
-        ? decryptRequest(await encryptOnce(firstPort, token, keyId, plainText))
-        : encryptRequest(keyId, plainText);
     if (WITH_BASELINE) {
       servers.push({
         label: "baseline",
         running: await startBaseline({ pin: pins.server, port: port++ }),
         scenarios: ["grpc"],
+        // The baseline checks nothing: any build's request does.
+        load: (servers[0] as Server).load,
       });
     }
     const runs = new Map<string, LoadResult[]>();
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const server of order) {
         for (const scenario of server.scenarios) {
+          const { request, token } = server.load;
           const run = await measure(server.running, scenario, request, token, workDir, pins.load);
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
@@ -159,6 +161,22 @@ interface LoadRequest {
   readonly json: object;
   /** gRPC's message. */
   readonly binary: Uint8Array;
+}
+
+/** A token for the bench project in `dataDir`, a key made through `port`, and the request to load. */
+async function loadFor(
+  dataDir: string,
+  rootKey: string,
+  port: number,
+  plainText: string,
+): Promise<Server["load"]> {
+  const token = await projectToken(dataDir, rootKey);
+  const keyId = await createKey(port, token);
+  const request =
+    OPERATION === "decrypt"
+      ? decryptRequest(await encryptOnce(port, token, keyId, plainText))
+      : encryptRequest(keyId, plainText);
+  return { request, token };
 }
 
 function encryptRequest(keyId: string, plainText: string): LoadRequest {

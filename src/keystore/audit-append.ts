@@ -1,8 +1,9 @@
 /**
- * The parts of appendAudit and readAudit both SQL backends share: turning an
- * append into INSERT parameters, and finding where a time filter starts.
+ * The parts of appendAudit and readAudit both SQL backends share: checking
+ * that an append continues the trail, turning it into INSERT parameters
+ * (PostgreSQL's row per record), and finding where a time filter starts.
  */
-import type { AuditBuild, AuditHead } from "./audit-types.js";
+import type { AuditBuild, AuditHead, StoredAuditRecord } from "./audit-types.js";
 import { pushAuditValues } from "./rows.js";
 
 /** The newest row, as the append reads it under the write lock. */
@@ -17,29 +18,42 @@ export function toAuditHead(row: AuditHeadRow): AuditHead {
 }
 
 /**
+ * Runs `build` on the head and returns what it made. Throws, before
+ * anything is written, when the records do not continue the head's seq.
+ */
+export function continuingRecords(
+  head: AuditHeadRow | undefined,
+  build: AuditBuild,
+): readonly StoredAuditRecord[] {
+  const records = build(head === undefined ? undefined : toAuditHead(head));
+  let expectedSeq = (head?.seq ?? 0) + 1;
+  for (const record of records) {
+    if (record.seq !== expectedSeq++) {
+      throw new Error(
+        `audit record ${record.seq} does not continue the trail at ${expectedSeq - 1}`,
+      );
+    }
+  }
+  return records;
+}
+
+/**
  * Runs `build` on the head and returns the INSERT parameters of what it
- * made, `rowsPerStatement` records per list. Each row gets its time_bound:
- * the highest time up to and including it, which never decreases along seq
- * (see firstSeqSince). Throws, before anything is written, when the records
- * do not continue the head's seq.
+ * made, `rowsPerStatement` records per list, for a table of one row per
+ * record. Each row gets its time_bound: the highest time up to and
+ * including it, which never decreases along seq (see firstSeqSince).
  */
 export function auditInsertValues(
   head: AuditHeadRow | undefined,
   build: AuditBuild,
   rowsPerStatement: number,
 ): unknown[][] {
-  const records = build(head === undefined ? undefined : toAuditHead(head));
+  const records = continuingRecords(head, build);
   const statements: unknown[][] = [];
   let timeBound = head?.time_bound ?? Number.MIN_SAFE_INTEGER;
-  let expectedSeq = (head?.seq ?? 0) + 1;
   for (let from = 0; from < records.length; from += rowsPerStatement) {
     const values: unknown[] = [];
     for (const record of records.slice(from, from + rowsPerStatement)) {
-      if (record.seq !== expectedSeq++) {
-        throw new Error(
-          `audit record ${record.seq} does not continue the trail at ${expectedSeq - 1}`,
-        );
-      }
       timeBound = Math.max(timeBound, record.time);
       pushAuditValues(values, record, timeBound);
     }
@@ -48,7 +62,11 @@ export function auditInsertValues(
   return statements;
 }
 
-/** The first record at or after a seq: its seq and time_bound. */
+/**
+ * What the store knows of the records from a seq on: the seq of the first
+ * record (or of the last record of the first stored run of records) at or
+ * after it, and the highest time of any record up to that one.
+ */
 export type TimeBoundProbe = (
   seq: number,
 ) =>
@@ -62,7 +80,9 @@ export type TimeBoundProbe = (
  * time_bound never decreases along seq, so a bisection over seq finds it in
  * about log2(records) probes, with no index on time to pay for on every
  * append (records are appended in the order requests finish, so time alone
- * is not ordered). Returns `headSeq + 1` when no record can match.
+ * is not ordered). Returns `headSeq + 1` when no record can match. Where
+ * the store keeps runs of records, the answer may be the start of the run
+ * holding the first match: the caller filters records by time anyway.
  */
 export async function firstSeqSince(
   since: number,
@@ -76,7 +96,7 @@ export async function firstSeqSince(
     const middle = Math.floor((low + high) / 2);
     const found = await probe(middle);
     if (found === undefined || found.time_bound >= since) high = middle;
-    // Nothing between middle and found.seq exists: all of it is too early.
+    // Every record up to found.seq is too early.
     else low = found.seq + 1;
   }
   return low;

@@ -489,7 +489,10 @@ describe("one audit record per request", () => {
     const db = new Database(path.join(dataDir, "kmsd.db"), { readonly: true });
     let rows: string;
     try {
-      rows = JSON.stringify(db.prepare("SELECT * FROM audit_records").all());
+      rows = JSON.stringify([
+        db.prepare("SELECT * FROM audit_appends").all(),
+        db.prepare("SELECT * FROM audit_append_projects").all(),
+      ]);
     } finally {
       db.close();
     }

@@ -440,7 +440,7 @@ describe("SQLite key store", () => {
       expect(await store.listVersionsNotWrappedBy("other", 10)).toEqual([makeVersion(key)]);
     });
 
-    it("5 turns a trail written at 4 into format 1 records that verify, and appends seal on from them", async () => {
+    it("5 and 6 turn a trail written at 4 into format 1 records that verify, and appends seal on from them", async () => {
       const path = join(dir, "kmsd.db");
       const trail = formatOneTrail();
       const db = new Database(path);
@@ -461,22 +461,28 @@ describe("SQLite key store", () => {
 
       await expectMigratedTrail(store, trail);
       withRawDb(store.path, (raw) => {
-        expect(indexColumns(raw, "audit_records")).toEqual({
-          audit_records_project: ["project_id", "seq"],
-        });
+        const tables = raw
+          .prepare<[], string>("SELECT name FROM sqlite_master WHERE name LIKE 'audit%'")
+          .pluck()
+          .all();
+        expect(tables.sort()).toEqual(["audit_append_projects", "audit_appends"]);
+        // Each format 1 record is sealed: one row each.
+        const rows = raw.prepare("SELECT count(*) FROM audit_appends").pluck().get();
+        expect(rows).toBe(trail.length + 1);
       });
     });
 
-    it("5 refuses an unknown record format and a second record at one seq", async () => {
+    it("6 refuses an unknown record format, a row ending before it starts, and a second row at one seq", async () => {
       const store = await openStore();
       withRawDb(store.path, (db) => {
         const insert = db.prepare(
-          `INSERT INTO audit_records (seq, time, time_bound, project_id, record, seal, format)
-            VALUES (?, 1, 1, 'p', '{}', NULL, ?)`,
+          `INSERT INTO audit_appends (last_seq, first_seq, time_bound, format, records, seal)
+            VALUES (?, ?, 1, ?, '{}', NULL)`,
         );
-        insert.run(1, 2);
-        expect(() => insert.run(2, 3)).toThrow(/CHECK/);
-        expect(() => insert.run(1, 1)).toThrow(/UNIQUE|PRIMARY/);
+        insert.run(1, 1, 2);
+        expect(() => insert.run(2, 2, 3)).toThrow(/CHECK/);
+        expect(() => insert.run(3, 4, 2)).toThrow(/CHECK/);
+        expect(() => insert.run(1, 1, 1)).toThrow(/UNIQUE|PRIMARY/);
       });
     });
 

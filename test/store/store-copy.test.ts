@@ -17,6 +17,7 @@ import {
   verifyAudit,
 } from "../audit/cli-helpers.js";
 import { removeDir, TEST_ROOT_KEY } from "../support/kmsd.js";
+import { appendStart, editAuditRecord } from "../support/sqlite-audit.js";
 import {
   type CopyReport,
   createKeyRest,
@@ -36,17 +37,6 @@ afterAll(async () => {
   killIfRunning(serve);
   await dirs.removeAll();
 });
-
-/** The first record of the append holding record `seq`: the one after the previous seal. */
-function appendStart(db: Database.Database, seq: number): number {
-  const previous = db
-    .prepare<[number], number | null>(
-      "SELECT max(seq) FROM audit_records WHERE seq < ? AND seal IS NOT NULL",
-    )
-    .pluck()
-    .get(seq);
-  return (previous ?? 0) + 1;
-}
 
 describe("kmsd store copy, SQLite to SQLite", () => {
   let source: string;
@@ -134,9 +124,9 @@ describe("kmsd store copy, SQLite to SQLite", () => {
     const tampered = await copyDataDir(source);
     const db = new Database(path.join(tampered, "kmsd.db"));
     const start = appendStart(db, 2);
-    db.prepare(
-      "UPDATE audit_records SET record = json_set(record, '$.outcome', 'KMS.0000') WHERE seq = 2",
-    ).run();
+    editAuditRecord(db, 2, (fields) => {
+      fields.outcome = "KMS.0000";
+    });
     db.close();
     const result = await runStoreCopy(tampered, path.join(await newDir(), "copy"));
     await removeDir(tampered);
@@ -169,9 +159,9 @@ describe("kmsd store copy, SQLite to SQLite", () => {
         populated.disabledKeyId,
       );
       const start = appendStart(db, 3);
-      db.prepare(
-        "UPDATE audit_records SET record = json_set(record, '$.outcome', 'KMS.0000') WHERE seq = 3",
-      ).run();
+      editAuditRecord(db, 3, (fields) => {
+        fields.outcome = "KMS.0000";
+      });
       db.close();
 
       const tampered = await verifyCopy(from, to, auditHeadSeq, chainKey);

@@ -1,30 +1,13 @@
 import Database from "better-sqlite3";
 import {
   type AuditHeadRow,
-  auditInsertValues,
+  continuingRecords,
   firstSeqSince,
   toAuditHead,
 } from "../audit-append.js";
 import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
-import {
-  AUDIT_COLUMNS,
-  AUDIT_INSERT_COLUMNS,
-  type AuditRow,
-  toStoredAuditRecord,
-} from "../rows.js";
+import { type AuditAppendRow, packAuditRecords, unpackAuditAppend } from "./audit-appends.js";
 import { writeTransaction } from "./sql.js";
-
-interface ReadParams {
-  projectId?: string;
-  since?: number;
-  afterSeq: number;
-  limit: number;
-}
-
-const COLUMNS_PER_ROW = 7;
-const ROW_PLACEHOLDERS = `(${Array.from({ length: COLUMNS_PER_ROW }, () => "?").join(", ")})`;
-/** Records per INSERT statement (7 parameters each, well under SQLite's limit). */
-const INSERT_ROWS = 50;
 
 /**
  * Opens the connection audit appends go through. The store's main connection
@@ -48,62 +31,54 @@ export function openAuditConnection(path: string, busyTimeoutMs: number): Databa
   }
 }
 
-/**
- * Only the filters the query uses appear in the SQL: an `@x IS NULL OR`
- * predicate would keep SQLite from using the (project_id, seq) index on
- * what is the store's largest table. A time filter starts at the seq
- * firstSeqSince finds, so it needs no index of its own.
- */
-function readSql(byProject: boolean, bySince: boolean): string {
-  const where = ["seq > @afterSeq"];
-  if (byProject) where.push("project_id = @projectId");
-  if (bySince) where.push("time >= @since");
-  return `SELECT ${AUDIT_COLUMNS} FROM audit_records WHERE ${where.join(" AND ")}
-    ORDER BY seq LIMIT @limit`;
-}
+const APPEND_COLUMNS = "last_seq, first_seq, time_bound, format, records, seal";
 
-/** The audit_records table, on its own connection (see openAuditConnection). */
+/** The audit trail in audit_appends (see audit-appends.ts), on its own connection (see openAuditConnection). */
 export class AuditTable {
   readonly #db: Database.Database;
   readonly #head;
   readonly #timeBoundAt;
-  /** INSERT statements of 1..INSERT_ROWS rows, prepared as first needed. */
-  readonly #inserts = new Map<number, Database.Statement<unknown[]>>();
-  readonly #reads = new Map<string, Database.Statement<[ReadParams], AuditRow>>();
+  readonly #insertAppend;
+  readonly #insertProject;
+  readonly #rowsAfter;
+  readonly #projectRowsAfter;
 
   constructor(db: Database.Database) {
     this.#db = db;
     this.#head = db.prepare<[], AuditHeadRow>(
-      "SELECT seq, seal, time_bound FROM audit_records ORDER BY seq DESC LIMIT 1",
+      "SELECT last_seq AS seq, seal, time_bound FROM audit_appends ORDER BY last_seq DESC LIMIT 1",
     );
     this.#timeBoundAt = db.prepare<[number], { seq: number; time_bound: number }>(
-      "SELECT seq, time_bound FROM audit_records WHERE seq >= ? ORDER BY seq LIMIT 1",
+      "SELECT last_seq AS seq, time_bound FROM audit_appends WHERE last_seq >= ? ORDER BY last_seq LIMIT 1",
     );
-  }
-
-  /**
-   * One statement inserts up to INSERT_ROWS records with positional
-   * parameters: binding by name, one row per statement, cost several times
-   * as much per record on a table every request appends to.
-   */
-  #insertRows(rows: number): Database.Statement<unknown[]> {
-    let statement = this.#inserts.get(rows);
-    if (statement === undefined) {
-      const values = Array.from({ length: rows }, () => ROW_PLACEHOLDERS).join(", ");
-      statement = this.#db.prepare(
-        `INSERT INTO audit_records (${AUDIT_INSERT_COLUMNS}) VALUES ${values}`,
-      );
-      this.#inserts.set(rows, statement);
-    }
-    return statement;
+    this.#insertAppend = db.prepare<[AuditAppendRow]>(
+      `INSERT INTO audit_appends (${APPEND_COLUMNS})
+        VALUES (@last_seq, @first_seq, @time_bound, @format, @records, @seal)`,
+    );
+    this.#insertProject = db.prepare<[string, number]>(
+      "INSERT INTO audit_append_projects (project_id, last_seq) VALUES (?, ?)",
+    );
+    this.#rowsAfter = db.prepare<[number], AuditAppendRow>(
+      `SELECT ${APPEND_COLUMNS} FROM audit_appends WHERE last_seq > ? ORDER BY last_seq`,
+    );
+    // The project index names every row holding a record of the project;
+    // which of its records are the project's, their texts say.
+    this.#projectRowsAfter = db.prepare<[string, number], AuditAppendRow>(
+      `SELECT ${APPEND_COLUMNS} FROM audit_append_projects JOIN audit_appends USING (last_seq)
+        WHERE project_id = ? AND last_seq > ? ORDER BY last_seq`,
+    );
   }
 
   append(build: AuditBuild): void {
     // The head is read under the write lock: another process appending at the
     // same time either committed before (and its head is read) or waits.
     writeTransaction(this.#db, () => {
-      for (const values of auditInsertValues(this.#head.get(), build, INSERT_ROWS)) {
-        this.#insertRows(values.length / COLUMNS_PER_ROW).run(...values);
+      const head = this.#head.get();
+      const records = continuingRecords(head, build);
+      const timeBound = head?.time_bound ?? Number.MIN_SAFE_INTEGER;
+      for (const { row, projects } of packAuditRecords(records, timeBound)) {
+        this.#insertAppend.run(row);
+        for (const project of projects) this.#insertProject.run(project, row.last_seq);
       }
     });
   }
@@ -112,33 +87,37 @@ export class AuditTable {
     if (!Number.isSafeInteger(query.limit) || query.limit < 1) {
       throw new RangeError(`limit must be a positive integer, got ${query.limit}`);
     }
-    const params: ReadParams = { afterSeq: query.afterSeq ?? 0, limit: query.limit };
-    if (query.projectId !== undefined) params.projectId = query.projectId;
-    if (query.since !== undefined) {
-      params.since = query.since;
+    const { projectId, since } = query;
+    let afterSeq = query.afterSeq ?? 0;
+    if (since !== undefined) {
       const headSeq = this.#head.get()?.seq ?? 0;
-      const from = await firstSeqSince(query.since, params.afterSeq, headSeq, (seq) =>
+      const from = await firstSeqSince(since, afterSeq, headSeq, (seq) =>
         this.#timeBoundAt.get(seq),
       );
-      params.afterSeq = from - 1;
+      afterSeq = from - 1;
     }
-    return this.#read(query.projectId !== undefined, query.since !== undefined)
-      .all(params)
-      .map(toStoredAuditRecord);
+    // Rows are read one at a time, and only until the page is full: a row
+    // holds up to a whole append.
+    const rows =
+      projectId === undefined
+        ? this.#rowsAfter.iterate(afterSeq)
+        : this.#projectRowsAfter.iterate(projectId, afterSeq);
+    const found: StoredAuditRecord[] = [];
+    for (const row of rows) {
+      for (const record of unpackAuditAppend(row)) {
+        if (record.seq <= afterSeq) continue;
+        if (projectId !== undefined && record.projectId !== projectId) continue;
+        if (since !== undefined && !(record.time >= since)) continue;
+        found.push(record);
+        // Leaving the loop ends the statement (the iterator's return()).
+        if (found.length === query.limit) return found;
+      }
+    }
+    return found;
   }
 
   head(): AuditHead | undefined {
     const row = this.#head.get();
     return row === undefined ? undefined : toAuditHead(row);
-  }
-
-  #read(byProject: boolean, bySince: boolean): Database.Statement<[ReadParams], AuditRow> {
-    const name = `${byProject}/${bySince}`;
-    let statement = this.#reads.get(name);
-    if (statement === undefined) {
-      statement = this.#db.prepare<[ReadParams], AuditRow>(readSql(byProject, bySince));
-      this.#reads.set(name, statement);
-    }
-    return statement;
   }
 }

@@ -195,6 +195,66 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_records_project ON audit_records (project_id, seq);
     `,
   },
+  {
+    version: 6,
+    description: "audit records stored as runs, one row per append",
+    up: `
+      -- See src/keystore/sqlite/audit-appends.ts. A row holds consecutive
+      -- records of one format, their texts joined by newlines; only its last
+      -- record may carry a seal. The records and seals are kept byte for
+      -- byte: existing records are grouped the way appends pack them (a row
+      -- ends at a sealed record, a change of format or a gap in seq), so
+      -- what verified before verifies after, and what did not still fails
+      -- at the same record.
+      CREATE TABLE audit_appends (
+        last_seq   INTEGER PRIMARY KEY,
+        first_seq  INTEGER NOT NULL CHECK (first_seq <= last_seq),
+        time_bound INTEGER NOT NULL,
+        format     INTEGER NOT NULL CHECK (format IN (1, 2)),
+        records    TEXT    NOT NULL,
+        seal       TEXT
+      );
+
+      -- Every row holding a record of a project: reads by project follow it.
+      CREATE TABLE audit_append_projects (
+        project_id TEXT    NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        PRIMARY KEY (project_id, last_seq)
+      ) WITHOUT ROWID;
+
+      CREATE TEMP TABLE audit_runs AS
+        WITH marked AS (
+          SELECT seq, time_bound, project_id, record, seal, format,
+            CASE WHEN seq = lag(seq) OVER byseq + 1
+                   AND lag(seal) OVER byseq IS NULL
+                   AND lag(format) OVER byseq = format
+                 THEN 0 ELSE 1 END AS starts_run
+          FROM audit_records
+          WINDOW byseq AS (ORDER BY seq)
+        )
+        SELECT seq, time_bound, project_id, record, seal, format,
+          sum(starts_run) OVER (ORDER BY seq) AS run
+        FROM marked;
+
+      INSERT INTO audit_appends (last_seq, first_seq, time_bound, format, records, seal)
+        SELECT max(seq), min(seq), max(time_bound), min(format),
+          -- kmsd never writes a raw newline in a text (JSON escapes it); a
+          -- text edited to hold one between tokens gets a space instead, so
+          -- that it stays one record and still fails its seal as before.
+          group_concat(replace(record, char(10), ' '), char(10) ORDER BY seq),
+          -- A seal ends its run: the last record's is the only one.
+          max(seal)
+        FROM audit_runs
+        GROUP BY run;
+
+      INSERT INTO audit_append_projects (project_id, last_seq)
+        SELECT DISTINCT project_id, max(seq) OVER (PARTITION BY run)
+        FROM audit_runs;
+
+      DROP TABLE audit_runs;
+      DROP TABLE audit_records;
+    `,
+  },
 ];
 
 const CREATE_MIGRATIONS_TABLE = `
