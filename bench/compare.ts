@@ -28,19 +28,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
-import {
-  connectTarget,
-  createKey,
-  encryptOnce,
-  grpcTarget,
-  PROJECT,
-  projectToken,
-  restTarget,
-} from "./targets.js";
+import { type Load, type LoadRequest, loadFor, wordLists } from "./load-request.js";
+import { connectTarget, grpcTarget, restTarget } from "./targets.js";
 
 const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
 const ARG_LISTS = wordLists(process.env.COMPARE_ARGS);
@@ -52,18 +43,13 @@ const SECONDS = Number(process.env.COMPARE_SECONDS ?? 5);
 const WITH_BASELINE = process.env.COMPARE_BASELINE === "1";
 const NODE_FLAG_LISTS = wordLists(process.env.COMPARE_NODE_FLAGS);
 
-/** ";"-separated lists of space-separated words: "a b; c" is [[a, b], [c]]. */
-function wordLists(text: string | undefined): string[][] {
-  return (text ?? "").split(";").map((list) => list.split(" ").filter(Boolean));
-}
-
 interface Server {
   readonly label: string;
   readonly running: Running;
   /** What it is loaded with each round: the baseline serves gRPC only. */
   readonly scenarios: readonly string[];
   /** The request it is loaded with, and the token that authenticates it. */
-  readonly load: { readonly request: LoadRequest; readonly token: string };
+  readonly load: Load;
 }
 
 async function main(): Promise<void> {
@@ -106,7 +92,8 @@ async function main(): Promise<void> {
           started.push({ label: label || "kmsd", running });
         }
       }
-      const load = await loadFor(dataDir, rootKey, started[0]?.running.port ?? 0, plainText);
+      const port0 = started[0]?.running.port ?? 0;
+      const load = await loadFor(OPERATION, root, dataDir, rootKey, port0, plainText);
       for (const server of started) servers.push({ ...server, scenarios: SCENARIOS, load });
     }
     if (WITH_BASELINE) {
@@ -128,7 +115,7 @@ async function main(): Promise<void> {
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           process.stderr.write(
-            `[compare] round ${round + 1}, ${scenario}, ${server.label}: ${run.rps.toFixed(0)} req/s, ${run.cpuUsPerRequest.toFixed(1)} µs/req, p99 ${run.p99Ms.toFixed(2)} ms\n`,
+            `[compare] round ${round + 1}, ${scenario}, ${server.label}: ${run.rps.toFixed(0)} req/s, ${run.cpuUsPerRequest.toFixed(1)} µs/req, p99 ${run.p99Ms.toFixed(2)} ms${run.failures > 0 ? `, ${run.failures} FAILED` : ""}\n`,
           );
         }
       }
@@ -150,57 +137,6 @@ async function main(): Promise<void> {
     await Promise.all(servers.map((server) => server.running.stop()));
     await rm(workDir, { recursive: true, force: true });
   }
-}
-
-/** What every round sends, in each protocol's form. */
-interface LoadRequest {
-  readonly method: "EncryptData" | "DecryptData";
-  /** The REST path's last segment. */
-  readonly restOperation: string;
-  /** Connect's and REST's body. */
-  readonly json: object;
-  /** gRPC's message. */
-  readonly binary: Uint8Array;
-}
-
-/** A token for the bench project in `dataDir`, a key made through `port`, and the request to load. */
-async function loadFor(
-  dataDir: string,
-  rootKey: string,
-  port: number,
-  plainText: string,
-): Promise<Server["load"]> {
-  const token = await projectToken(dataDir, rootKey);
-  const keyId = await createKey(port, token);
-  const request =
-    OPERATION === "decrypt"
-      ? decryptRequest(await encryptOnce(port, token, keyId, plainText))
-      : encryptRequest(keyId, plainText);
-  return { request, token };
-}
-
-function encryptRequest(keyId: string, plainText: string): LoadRequest {
-  return {
-    method: "EncryptData",
-    restOperation: "encrypt-data",
-    json: { project_id: PROJECT, key_id: keyId, plain_text: plainText },
-    binary: toBinary(
-      EncryptDataRequestSchema,
-      create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText }),
-    ),
-  };
-}
-
-function decryptRequest(cipherText: string): LoadRequest {
-  return {
-    method: "DecryptData",
-    restOperation: "decrypt-data",
-    json: { project_id: PROJECT, cipher_text: cipherText },
-    binary: toBinary(
-      DecryptDataRequestSchema,
-      create(DecryptDataRequestSchema, { projectId: PROJECT, cipherText }),
-    ),
-  };
 }
 
 /** One run of a scenario against one server, 32 requests in flight. */

@@ -44,11 +44,13 @@ export async function projectToken(
   dataDir: string,
   rootKey: string,
   settings: readonly string[] = [],
+  /** The checkout whose CLI makes it: the one serving `dataDir`, whose schema it must not migrate. */
+  root: string = ROOT,
 ): Promise<string> {
   const output = execFileSync(
     process.execPath,
     [
-      path.join(ROOT, "bin/kmsd.js"),
+      path.join(root, "bin/kmsd.js"),
       "tokens",
       "create",
       "--project",
