@@ -16,21 +16,12 @@ import { type AuditAppendRow, packAuditRecords } from "../../src/keystore/sqlite
 import { AuditTable } from "../../src/keystore/sqlite/audit-table.js";
 import { MIGRATIONS, migrate } from "../../src/keystore/sqlite/migrations.js";
 import { openSqliteStore, type SqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
+import { withRawDb } from "../support/raw-sqlite.js";
 import { makeAuditEntry, P1, P2, TEST_CHAIN_KEY } from "./fixtures.js";
 import { formatOneTrail, formatOneValues } from "./format-one.js";
 
 const P3 = "project-3";
 const ALL = 1000;
-
-/** A plain connection, as another tool (or the sqlite3 shell) would open the file. */
-function withRawDb<T>(path: string, fn: (db: Database.Database) => T): T {
-  const db = new Database(path, { fileMustExist: true });
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
 
 const entry = (time: number, projectId: string) => makeAuditEntry({ time, projectId });
 

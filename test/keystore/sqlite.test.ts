@@ -13,6 +13,7 @@ import {
   type SqliteStore,
 } from "../../src/keystore/sqlite/sqlite-store.js";
 import { AliasTakenError, type KeyRecord, KeyState } from "../../src/keystore/types.js";
+import { withRawDb } from "../support/raw-sqlite.js";
 import { expectUnbrokenChain, requestIds } from "./chain-check.js";
 import { describeStoreContract } from "./contract.js";
 import {
@@ -60,16 +61,6 @@ interface MigrationRow {
   version: number;
   description: string;
   applied_at: number;
-}
-
-/** A plain connection, as another tool (or the sqlite3 shell) would open the file. */
-function withRawDb<T>(path: string, fn: (db: Database.Database) => T): T {
-  const db = new Database(path, { fileMustExist: true });
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
 }
 
 function migrationRows(path: string): MigrationRow[] {

@@ -3,8 +3,8 @@
  * not one row per record. A row holds consecutive records of one format,
  * their texts joined by newlines (JSON text holds no raw newline), and only
  * its last record may carry a seal. An append of kmsd's is one row: the
- * records of one seal. A row per record cost about three times as much per
- * record to write, on a table every request appends to
+ * records of one seal. A row per record cost two to three times as much
+ * per record to write, on a table every request appends to
  * (docs/benchmarks.md#the-audit-trail-one-row-per-append).
  *
  * Rows are storage only: the store still reads and writes records (see
