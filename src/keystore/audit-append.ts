@@ -3,7 +3,7 @@
  * that an append continues the trail, turning it into INSERT parameters
  * (PostgreSQL's row per record), and finding where a time filter starts.
  */
-import type { AuditBuild, AuditHead, StoredAuditRecord } from "./audit-types.js";
+import type { AuditBuild, AuditHead, AuditIndexProblem, StoredAuditRecord } from "./audit-types.js";
 import { pushAuditValues } from "./rows.js";
 
 /** The newest row, as the append reads it under the write lock. */
@@ -100,4 +100,27 @@ export async function firstSeqSince(
     else low = found.seq + 1;
   }
   return low;
+}
+
+/**
+ * What a time bound must be for firstSeqSince to skip only records before
+ * `since`: at least the time of every record up to it. (Higher is allowed:
+ * a read then only starts earlier.)
+ */
+export class TimeBoundCheck {
+  #highest = Number.NEGATIVE_INFINITY;
+
+  /** Records a record's time (a NaN, from a text without one, counts for nothing). */
+  time(time: number): void {
+    if (time > this.#highest) this.#highest = time;
+  }
+
+  /** A problem when `bound`, stored for the records up to `seq`, is below one of their times. */
+  bound(bound: number, seq: number): AuditIndexProblem | undefined {
+    if (bound >= this.#highest) return undefined;
+    return {
+      seq,
+      problem: `the time bound stored for the records up to ${seq} (${bound}) is below the time of one of them (${this.#highest}): reads by time would miss records`,
+    };
+  }
 }

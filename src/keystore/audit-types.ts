@@ -74,6 +74,12 @@ export interface AuditQuery {
   readonly limit: number;
 }
 
+export interface AuditIndexProblem {
+  /** The first record a read by project or time could miss. */
+  readonly seq: number;
+  readonly problem: string;
+}
+
 /** Makes the records of one append from the head it continues (see appendAudit). */
 export type AuditBuild = (head: AuditHead | undefined) => readonly StoredAuditRecord[];
 
@@ -90,4 +96,11 @@ export interface AuditStore {
   readAudit(query: AuditQuery): Promise<StoredAuditRecord[]>;
   /** The newest record's seq and seal; undefined for an empty trail. */
   auditHead(): Promise<AuditHead | undefined>;
+  /**
+   * Where the store's query aids (what reads by project or time rely on
+   * beside the sealed texts, which the seals do not cover) first fail to
+   * find a record they should; undefined when they hold. For a trail whose
+   * chain verified.
+   */
+  auditIndexProblem(): Promise<AuditIndexProblem | undefined>;
 }

@@ -241,6 +241,25 @@ describe("kmsd audit verify", () => {
     expect(report).toMatchObject({ ok: false, verified: start - 1, broken_at: start });
   });
 
+  it("names a record its project's reads would miss: the project index changed, the seals intact", async () => {
+    const target = records.find((record) => record.project_id === P && record.seq > 5);
+    if (target === undefined) throw new Error(`no record of ${P} after 5`);
+    const copy = await tampered((db) => {
+      db.prepare(
+        `DELETE FROM audit_append_projects WHERE project_id = ?
+          AND last_seq = (SELECT min(last_seq) FROM audit_appends WHERE last_seq >= ?)`,
+      ).run(P, target.seq);
+    });
+    const { code, report, stderr } = await verifyAudit(copy);
+    expect(code).toBe(1);
+    expect(report).toMatchObject({ ok: false, verified: records.length });
+    expect(report.broken_at).toBeLessThanOrEqual(target.seq);
+    expect(report.reason).toMatch(
+      /project index does not list record \d+'s project \("pchain"\): reads by project would miss it/,
+    );
+    expect(stderr).toMatch(/breaks at record/);
+  });
+
   it("names records added without a seal after the last one kmsd sealed", async () => {
     const head = records.at(-1);
     const copy = await tampered((db) => {

@@ -74,6 +74,17 @@ export function describeAuditContract(store: () => Store): void {
       expect(await store().auditHead()).toEqual({ seq: 4, seal: expected[3]?.seal });
     });
 
+    it("finds its query aids whole for a trail it wrote: times out of order, several projects", async () => {
+      expect(await store().auditIndexProblem()).toBeUndefined();
+      for (const times of [[50, 10, 30], [70], [20, 90, 15], [5]]) {
+        const entries = times.map((time, i) =>
+          makeAuditEntry({ time, projectId: i % 2 === 0 ? P1 : P2 }),
+        );
+        await store().appendAudit(testAppend(entries));
+      }
+      expect(await store().auditIndexProblem()).toBeUndefined();
+    });
+
     it("does nothing for an empty append", async () => {
       await store().appendAudit(testAppend([]));
       expect(await store().auditHead()).toBeUndefined();

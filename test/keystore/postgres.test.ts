@@ -411,6 +411,27 @@ describe("PostgreSQL key store", () => {
       ]);
     });
 
+    it("has verify find a lowered time bound, which would hide records from reads by time", async () => {
+      const at = schema();
+      const store = await openStore(at.url);
+      await store.appendAudit(
+        testAppend([makeAuditEntry({ time: 50 }), makeAuditEntry({ time: 10 })]),
+      );
+      await store.appendAudit(
+        testAppend([makeAuditEntry({ time: 70 }), makeAuditEntry({ time: 20 })]),
+      );
+      expect(await store.auditIndexProblem()).toBeUndefined();
+
+      await adminRows(at.schema, "UPDATE audit_records SET time_bound = 60 WHERE seq >= 3");
+      expect(await store.readAudit({ since: 65, limit: 10 })).toEqual([]);
+      expect(await store.auditIndexProblem()).toEqual({
+        seq: 3,
+        problem: expect.stringMatching(
+          /time bound stored for the records up to 3 \(60\) is below the time of one of them \(70\)/,
+        ),
+      });
+    });
+
     it("keep identifiers in bytewise order whatever the database collation", async () => {
       const at = schema();
       await openStore(at.url);

@@ -400,6 +400,48 @@ describe("SQLite audit trail stored one row per append", () => {
     });
   });
 
+  describe("the query aids verify checks", () => {
+    it("hold for a trail the store wrote, and name the first record a changed index or bound hides", async () => {
+      const store = await openStore();
+      await appendBatches(store, BATCHES);
+      expect(await store.auditIndexProblem()).toBeUndefined();
+
+      // Row 5-9 holds P1 at 5, 8 and 9: without its index entry, 5 is the first hidden.
+      withRawDb(store.path, (db) =>
+        db
+          .prepare("DELETE FROM audit_append_projects WHERE project_id = ? AND last_seq = 9")
+          .run(P1),
+      );
+      expect(await store.auditIndexProblem()).toEqual({
+        seq: 5,
+        problem: expect.stringMatching(/project index does not list record 5's project/),
+      });
+      withRawDb(store.path, (db) =>
+        db
+          .prepare("INSERT INTO audit_append_projects (project_id, last_seq) VALUES (?, 9)")
+          .run(P1),
+      );
+      expect(await store.auditIndexProblem()).toBeUndefined();
+
+      // Rows 1-3 and 4 reach time 70; a bound of 69 on row 4 hides record 4 from --since 70.
+      withRawDb(store.path, (db) =>
+        db.prepare("UPDATE audit_appends SET time_bound = 69 WHERE last_seq = 4").run(),
+      );
+      expect(await store.readAudit({ since: 70, limit: ALL })).not.toContainEqual(
+        expect.objectContaining({ seq: 4 }),
+      );
+      expect(await store.auditIndexProblem()).toEqual({
+        seq: 4,
+        problem: expect.stringMatching(/time bound stored for the records up to 4 \(69\) is below/),
+      });
+      // A higher bound only makes reads start earlier: no problem.
+      withRawDb(store.path, (db) =>
+        db.prepare("UPDATE audit_appends SET time_bound = 1000 WHERE last_seq = 4").run(),
+      );
+      expect(await store.auditIndexProblem()).toBeUndefined();
+    });
+  });
+
   describe("migration 6", () => {
     /** Builds the store file at schema version 5, running `fill` on it. */
     function atVersion5(fill: (db: Database.Database) => void, from: 4 | 5 = 5): void {

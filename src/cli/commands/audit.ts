@@ -143,6 +143,9 @@ export const auditCommands: Command[] = [
             `record ${known.seq} is not the known head: records were cut off the end of the trail and others appended in their place`,
           );
         }
+        // The seals hold; what reads by project or time rely on must too.
+        const index = await store.auditIndexProblem();
+        if (index !== undefined) return fail(index.seq, index.problem);
         const report = { ok: true, verified: verifier.verified, head: headOf(head) };
         context.stdout(`${JSON.stringify(report, null, 2)}\n`);
         return 0;

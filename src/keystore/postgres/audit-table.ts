@@ -2,9 +2,16 @@ import {
   type AuditHeadRow,
   auditInsertValues,
   firstSeqSince,
+  TimeBoundCheck,
   toAuditHead,
 } from "../audit-append.js";
-import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
+import type {
+  AuditBuild,
+  AuditHead,
+  AuditIndexProblem,
+  AuditQuery,
+  StoredAuditRecord,
+} from "../audit-types.js";
 import {
   AUDIT_COLUMNS,
   AUDIT_INSERT_COLUMNS,
@@ -14,6 +21,8 @@ import {
 import type { PgDatabase } from "./database.js";
 import { LockClass } from "./migrations.js";
 
+/** Records per page of the time bound check. */
+const BOUNDS_PAGE = 10_000;
 /** Records per INSERT statement (7 parameters each, well under PostgreSQL's 65535). */
 const INSERT_ROWS = 1000;
 const COLUMNS_PER_ROW = 7;
@@ -93,6 +102,30 @@ export class PgAuditTable {
       values,
     });
     return rows.map(toStoredAuditRecord);
+  }
+
+  /**
+   * The time bounds: the one query aid the verifier does not already check
+   * record by record (it compares each record's time and project columns
+   * with its text).
+   */
+  async indexProblem(): Promise<AuditIndexProblem | undefined> {
+    const times = new TimeBoundCheck();
+    for (let afterSeq = 0; ; ) {
+      const rows = await this.db.rows<{ seq: number; time: number; time_bound: number }>({
+        name: "kmsd_audit_time_bounds",
+        text: "SELECT seq, time, time_bound FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
+        values: [afterSeq, BOUNDS_PAGE],
+      });
+      for (const row of rows) {
+        times.time(row.time);
+        const problem = times.bound(row.time_bound, row.seq);
+        if (problem !== undefined) return problem;
+      }
+      const last = rows.at(-1);
+      if (last === undefined || rows.length < BOUNDS_PAGE) return undefined;
+      afterSeq = last.seq;
+    }
   }
 
   async head(): Promise<AuditHead | undefined> {

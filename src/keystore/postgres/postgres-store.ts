@@ -1,6 +1,12 @@
 import pg from "pg";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
-import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
+import type {
+  AuditBuild,
+  AuditHead,
+  AuditIndexProblem,
+  AuditQuery,
+  StoredAuditRecord,
+} from "../audit-types.js";
 import { applyPatch, isEmptyPatch, planRotation } from "../key-changes.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
 import {
@@ -505,6 +511,10 @@ class PostgresStoreImpl implements PostgresStore {
 
   auditHead(): Promise<AuditHead | undefined> {
     return this.#audit.head();
+  }
+
+  auditIndexProblem(): Promise<AuditIndexProblem | undefined> {
+    return this.#audit.indexProblem();
   }
 
   async close(): Promise<void> {

@@ -3,9 +3,16 @@ import {
   type AuditHeadRow,
   continuingRecords,
   firstSeqSince,
+  TimeBoundCheck,
   toAuditHead,
 } from "../audit-append.js";
-import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
+import type {
+  AuditBuild,
+  AuditHead,
+  AuditIndexProblem,
+  AuditQuery,
+  StoredAuditRecord,
+} from "../audit-types.js";
 import { type AuditAppendRow, packAuditRecords, unpackAuditAppend } from "./audit-appends.js";
 import { writeTransaction } from "./sql.js";
 
@@ -42,6 +49,7 @@ export class AuditTable {
   readonly #insertProject;
   readonly #rowsAfter;
   readonly #projectRowsAfter;
+  readonly #projectIndex;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -66,6 +74,9 @@ export class AuditTable {
     this.#projectRowsAfter = db.prepare<[string, number], AuditAppendRow>(
       `SELECT ${APPEND_COLUMNS} FROM audit_append_projects JOIN audit_appends USING (last_seq)
         WHERE project_id = ? AND last_seq > ? ORDER BY last_seq`,
+    );
+    this.#projectIndex = db.prepare<[], { project_id: string; last_seq: number }>(
+      "SELECT project_id, last_seq FROM audit_append_projects",
     );
   }
 
@@ -114,6 +125,35 @@ export class AuditTable {
       }
     }
     return found;
+  }
+
+  /**
+   * Every record's project must be indexed for its row, and every row's
+   * time bound must cover its records and those before. One pass over the
+   * trail, with the index (a few entries per append) held in memory.
+   */
+  indexProblem(): AuditIndexProblem | undefined {
+    const indexed = new Map<number, Set<string>>();
+    for (const { project_id, last_seq } of this.#projectIndex.iterate()) {
+      const projects = indexed.get(last_seq) ?? new Set<string>();
+      projects.add(project_id);
+      indexed.set(last_seq, projects);
+    }
+    const times = new TimeBoundCheck();
+    for (const row of this.#rowsAfter.iterate(0)) {
+      for (const record of unpackAuditAppend(row)) {
+        times.time(record.time);
+        if (indexed.get(row.last_seq)?.has(record.projectId) !== true) {
+          return {
+            seq: record.seq,
+            problem: `the project index does not list record ${record.seq}'s project (${JSON.stringify(record.projectId)}): reads by project would miss it`,
+          };
+        }
+      }
+      const problem = times.bound(row.time_bound, row.last_seq);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
   }
 
   head(): AuditHead | undefined {

@@ -2,7 +2,13 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
-import type { AuditBuild, AuditHead, AuditQuery, StoredAuditRecord } from "../audit-types.js";
+import type {
+  AuditBuild,
+  AuditHead,
+  AuditIndexProblem,
+  AuditQuery,
+  StoredAuditRecord,
+} from "../audit-types.js";
 import { applyPatch, isEmptyPatch, planRotation } from "../key-changes.js";
 import { decodeMarker, encodeMarker } from "../marker.js";
 import {
@@ -576,6 +582,10 @@ class SqliteStoreImpl implements SqliteStore {
 
   async auditHead(): Promise<AuditHead | undefined> {
     return this.#audit.head();
+  }
+
+  async auditIndexProblem(): Promise<AuditIndexProblem | undefined> {
+    return this.#audit.indexProblem();
   }
 
   async close(): Promise<void> {
