@@ -50,12 +50,11 @@ export function auditInsertValues(
 ): unknown[][] {
   const records = continuingRecords(head, build);
   const statements: unknown[][] = [];
-  let timeBound = head?.time_bound ?? Number.MIN_SAFE_INTEGER;
+  const timeBound = new RunningTimeBound(head?.time_bound ?? Number.MIN_SAFE_INTEGER);
   for (let from = 0; from < records.length; from += rowsPerStatement) {
     const values: unknown[] = [];
     for (const record of records.slice(from, from + rowsPerStatement)) {
-      timeBound = Math.max(timeBound, record.time);
-      pushAuditValues(values, record, timeBound);
+      pushAuditValues(values, record, timeBound.add(record.time));
     }
     statements.push(values);
   }
@@ -103,24 +102,31 @@ export async function firstSeqSince(
 }
 
 /**
- * What a time bound must be for firstSeqSince to skip only records before
- * `since`: at least the time of every record up to it. (Higher is allowed:
- * a read then only starts earlier.)
+ * The highest time so far along seq: what a stored time bound is written
+ * as, and what verify checks a stored one against. firstSeqSince skips only
+ * records before `since` as long as each stored bound is at least this
+ * (higher is allowed: a read then only starts earlier). A NaN, from a text
+ * without a time copied as it is, counts for nothing.
  */
-export class TimeBoundCheck {
-  #highest = Number.NEGATIVE_INFINITY;
+export class RunningTimeBound {
+  #highest: number;
 
-  /** Records a record's time (a NaN, from a text without one, counts for nothing). */
-  time(time: number): void {
-    if (time > this.#highest) this.#highest = time;
+  constructor(start = Number.NEGATIVE_INFINITY) {
+    this.#highest = start;
   }
 
-  /** A problem when `bound`, stored for the records up to `seq`, is below one of their times. */
-  bound(bound: number, seq: number): AuditIndexProblem | undefined {
-    if (bound >= this.#highest) return undefined;
+  /** Takes in a record's time; returns the bound up to and including it. */
+  add(time: number): number {
+    if (time > this.#highest) this.#highest = time;
+    return this.#highest;
+  }
+
+  /** A problem when `stored`, the bound kept for the records up to `seq`, is below one of their times. */
+  problemWith(stored: number, seq: number): AuditIndexProblem | undefined {
+    if (stored >= this.#highest) return undefined;
     return {
       seq,
-      problem: `the time bound stored for the records up to ${seq} (${bound}) is below the time of one of them (${this.#highest}): reads by time would miss records`,
+      problem: `the time bound stored for the records up to ${seq} (${stored}) is below the time of one of them (${this.#highest}): reads by time would miss records`,
     };
   }
 }

@@ -2,7 +2,7 @@ import {
   type AuditHeadRow,
   auditInsertValues,
   firstSeqSince,
-  TimeBoundCheck,
+  RunningTimeBound,
   toAuditHead,
 } from "../audit-append.js";
 import type {
@@ -110,7 +110,7 @@ export class PgAuditTable {
    * with its text).
    */
   async indexProblem(): Promise<AuditIndexProblem | undefined> {
-    const times = new TimeBoundCheck();
+    const timeBound = new RunningTimeBound();
     for (let afterSeq = 0; ; ) {
       const rows = await this.db.rows<{ seq: number; time: number; time_bound: number }>({
         name: "kmsd_audit_time_bounds",
@@ -118,8 +118,8 @@ export class PgAuditTable {
         values: [afterSeq, BOUNDS_PAGE],
       });
       for (const row of rows) {
-        times.time(row.time);
-        const problem = times.bound(row.time_bound, row.seq);
+        timeBound.add(row.time);
+        const problem = timeBound.problemWith(row.time_bound, row.seq);
         if (problem !== undefined) return problem;
       }
       const last = rows.at(-1);

@@ -11,6 +11,7 @@
  * AuditStore), so the chain, its verifier and store copies see one record
  * per seq whatever the rows are.
  */
+import { RunningTimeBound } from "../audit-append.js";
 import type { AuditFormat, StoredAuditRecord } from "../audit-types.js";
 
 /** A row of audit_appends. */
@@ -46,16 +47,14 @@ export function packAuditRecords(
   timeBound: number,
 ): PackedAppend[] {
   const packed: PackedAppend[] = [];
-  let bound = timeBound;
+  const bound = new RunningTimeBound(timeBound);
   let start = 0;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as StoredAuditRecord;
     if (record.text.includes(SEPARATOR)) {
       throw new Error(`audit record ${record.seq} holds a newline: it cannot be stored`);
     }
-    // A text with no time (NaN: only a trail changed behind kmsd's back,
-    // copied as it is) leaves the bound as it was.
-    if (record.time > bound) bound = record.time;
+    const boundSoFar = bound.add(record.time);
     const next = records[i + 1];
     const endsRow =
       next === undefined ||
@@ -68,7 +67,7 @@ export function packAuditRecords(
       row: {
         last_seq: record.seq,
         first_seq: (run[0] as StoredAuditRecord).seq,
-        time_bound: bound,
+        time_bound: boundSoFar,
         format: record.format,
         records: run.map((r) => r.text).join(SEPARATOR),
         seal: record.seal ?? null,

@@ -3,7 +3,7 @@ import {
   type AuditHeadRow,
   continuingRecords,
   firstSeqSince,
-  TimeBoundCheck,
+  RunningTimeBound,
   toAuditHead,
 } from "../audit-append.js";
 import type {
@@ -139,10 +139,10 @@ export class AuditTable {
       projects.add(project_id);
       indexed.set(last_seq, projects);
     }
-    const times = new TimeBoundCheck();
+    const timeBound = new RunningTimeBound();
     for (const row of this.#rowsAfter.iterate(0)) {
       for (const record of unpackAuditAppend(row)) {
-        times.time(record.time);
+        timeBound.add(record.time);
         if (indexed.get(row.last_seq)?.has(record.projectId) !== true) {
           return {
             seq: record.seq,
@@ -150,7 +150,7 @@ export class AuditTable {
           };
         }
       }
-      const problem = times.bound(row.time_bound, row.last_seq);
+      const problem = timeBound.problemWith(row.time_bound, row.last_seq);
       if (problem !== undefined) return problem;
     }
     return undefined;
