@@ -15,6 +15,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
+import { auditWrites, describeAuditWrites } from "./audit-writes.js";
 import { ROOT, type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import {
   corePins,
@@ -151,16 +152,19 @@ async function main(): Promise<void> {
     const encrypt8 = (server: Running) =>
       restTarget(server.port, "encrypt-data", { key_id: keyId, plain_text: "x".repeat(8) }, token);
     progress("audit on and off, alternately");
+    const writesBefore = await auditWrites(kmsd.port);
     const [on, off] = await alternate(
       () => wrk(encrypt8(kmsd), load(kmsd)),
       () => wrk(encrypt8(auditOff), load(auditOff)),
     );
+    const writes = describeAuditWrites(writesBefore, await auditWrites(kmsd.port));
     rows.push({ group: "audit", name: "REST EncryptData 8 B, audit off", result: off });
     rows.push({
       group: "audit",
       name: "REST EncryptData 8 B, audit on (ratio to audit off)",
       result: on,
       baseline: off,
+      note: `the trail's writes during these rounds (warm-ups included), from kmsd's metrics: ${writes}`,
     });
     await stopAll(running);
 

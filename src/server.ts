@@ -151,6 +151,7 @@ export function createServer(
     metrics.watch({
       keyCache: keyRing,
       auditBacklog: () => auditLog.backlog,
+      auditWritten: () => auditLog.written,
       serving: () => health.serving,
     });
     const rejected = (call: CallInfo, projectId: string, code: string) => {

@@ -298,7 +298,11 @@ export const settings = defineSettings({
     flag: "--audit-flush-ms",
     env: "KMSD_AUDIT_FLUSH_MS",
     description: "Longest an audit record waits in memory before it is written, in ms",
-    default: 5,
+    // Each write has a fixed cost on a cache gone cold since the last one:
+    // at 5 ms the server's writes cost ~1.5 µs more per record than at 20
+    // (docs/benchmarks.md#audit-write-batches), and 20 ms of records is still
+    // well inside what a power loss can take from an unsynced WAL anyway.
+    default: 20,
     parse: integer(1, 1000),
   },
   auditBacklogMax: {

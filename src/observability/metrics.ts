@@ -14,6 +14,8 @@ import { RpcMetrics } from "./rpc-metrics.js";
 export interface MetricSources {
   readonly keyCache: { readonly hits: number; readonly misses: number; readonly size: number };
   readonly auditBacklog: () => number;
+  /** Audit records written to the store since start. */
+  readonly auditWritten: () => number;
   /** True while the store answers and kmsd is not shutting down. */
   readonly serving: () => boolean;
 }
@@ -62,6 +64,12 @@ export class KmsdMetrics implements RequestObserver {
       "kmsd_audit_backlog",
       "Audit records waiting to be written to the store",
       read((s) => s.auditBacklog()),
+    );
+    counterOf(
+      registers,
+      "kmsd_audit_records_written_total",
+      "Audit records written to the store",
+      read((s) => s.auditWritten()),
     );
     gaugeOf(
       registers,

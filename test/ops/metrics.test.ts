@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAuditRecord } from "../../src/audit/record-text.js";
+import type { AuditRecord } from "../../src/keystore/audit-types.js";
+import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { createKmsGrpcClient, grpc } from "../support/grpc-client.js";
 import { createKey, type RunningKmsd, startKmsd, testToken } from "../support/kmsd.js";
 import { parseMetrics, type Sample, sampleValue } from "../support/metrics-text.js";
@@ -13,6 +16,7 @@ describe("GET /metrics", () => {
   let text: string;
   let samples: Sample[];
   let contentType: string | null;
+  let trail: AuditRecord[];
 
   const rest = (path: string, body: unknown, auth = true) =>
     fetch(`${kmsd.url}/v1.0/${PROJECT}/kms/${path}`, {
@@ -73,13 +77,26 @@ describe("GET /metrics", () => {
     });
     expect(connect.status).toBe(200);
 
-    // The audit writer flushes within audit-flush-ms; the store timings include its append.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const scraped = await fetch(`${kmsd.url}/metrics`);
-    expect(scraped.status).toBe(200);
-    contentType = scraped.headers.get("content-type");
-    text = await scraped.text();
-    samples = parseMetrics(text);
+    // The audit writer flushes within audit-flush-ms; the store timings include
+    // its append. Scraped until every record is written (the timer may fire late).
+    for (let attempt = 0; ; attempt++) {
+      const scraped = await fetch(`${kmsd.url}/metrics`);
+      expect(scraped.status).toBe(200);
+      contentType = scraped.headers.get("content-type");
+      text = await scraped.text();
+      samples = parseMetrics(text);
+      const written = sampleValue(samples, "kmsd_audit_records_written_total") ?? 0;
+      if ((written > 0 && sampleValue(samples, "kmsd_audit_backlog") === 0) || attempt === 100) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const store = await openSqliteStore({ dataDir: kmsd.config.dataDir });
+    try {
+      trail = (await store.readAudit({ limit: 1000 })).map(parseAuditRecord);
+    } finally {
+      await store.close();
+    }
   });
   afterAll(() => kmsd.stop());
 
@@ -148,6 +165,10 @@ describe("GET /metrics", () => {
       ).toBeGreaterThanOrEqual(1);
     }
     expect(sampleValue(samples, "kmsd_audit_backlog")).toBe(0);
+    // Every record this server wrote (the CLI's, made for the key and the token, are not its).
+    const served = trail.filter((record) => record.protocol !== "cli");
+    expect(served.length).toBeGreaterThanOrEqual(10);
+    expect(sampleValue(samples, "kmsd_audit_records_written_total")).toBe(served.length);
     expect(sampleValue(samples, "kmsd_serving")).toBe(1);
     // And the usual process metrics.
     expect(sampleValue(samples, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
