@@ -23,7 +23,8 @@
  * COMPARE_OPERATION: encrypt (EncryptData, the default) or decrypt
  * (DecryptData of a ciphertext of COMPARE_BYTES bytes; the baseline still encrypts);
  * COMPARE_BYTES (8), COMPARE_ROUNDS (3), COMPARE_SECONDS (5).
- * After the table, each server's audit writes as its metrics report them
+ * After the table, each server's per-round ratios to the first server, then
+ * each server's audit writes as its metrics report them
  * (records per write, µs per record in the store's append): a measurement
  * made inside the server, far steadier than the CPU columns.
  */
@@ -35,6 +36,7 @@ import { type AuditWrites, auditWrites, describeAuditWrites } from "./audit-writ
 import { type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
 import { type Load, type LoadRequest, loadFor, wordLists } from "./load-request.js";
+import { median } from "./stats.js";
 import { connectTarget, grpcTarget, restTarget } from "./targets.js";
 
 const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
         `| ${scenario} | ${label} | ${mean(cpu).toFixed(1)} | ${Math.min(...cpu).toFixed(1)} | ${mean(list.map((run) => run.systemUsPerRequest)).toFixed(1)} | ${best?.rps.toFixed(0)} | ${best?.p99Ms.toFixed(2)} | ${failures} |`,
       );
     }
+    printRoundRatios(runs, servers[0]?.label ?? "");
     console.log("\nThe audit trail's writes in each server, all rounds (from its metrics):");
     for (const [i, server] of kmsdServers.entries()) {
       const before = writesBefore[i] as AuditWrites;
@@ -181,6 +184,29 @@ function measure(
       return wrk(connectTarget(port, method, json, token), options);
     default:
       return wrk(restTarget(port, request.restOperation, json, token), options);
+  }
+}
+
+/**
+ * Each server's runs against the first server's in the same round: the
+ * machine's slow spells hit servers measured minutes apart unequally, and a
+ * ratio within a round cancels what they share. Median and range per pair.
+ */
+function printRoundRatios(runs: ReadonlyMap<string, LoadResult[]>, reference: string): void {
+  console.log(`\nPer round, against ${reference} in the same round (median, and range):`);
+  console.log("| Scenario | Server | req/s ratio | CPU µs/req ratio |");
+  console.log("|---|---|---:|---:|");
+  for (const [key, list] of [...runs].sort(([a], [b]) => a.localeCompare(b))) {
+    const [scenario, label] = key.split("\t");
+    const base = runs.get(`${scenario}\t${reference}`);
+    if (label === reference || base === undefined) continue;
+    const ratios = (of: (run: LoadResult) => number) => {
+      const values = list.map((run, round) => of(run) / of(base[round] as LoadResult));
+      return `${median(values).toFixed(2)} (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`;
+    };
+    console.log(
+      `| ${scenario} | ${label} | ${ratios((run) => run.rps)} | ${ratios((run) => run.cpuUsPerRequest)} |`,
+    );
   }
 }
 
