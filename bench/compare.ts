@@ -193,9 +193,7 @@ function measure(
  * ratio within a round cancels what they share. Median and range per pair.
  */
 function printRoundRatios(runs: ReadonlyMap<string, LoadResult[]>, reference: string): void {
-  console.log(`\nPer round, against ${reference} in the same round (median, and range):`);
-  console.log("| Scenario | Server | req/s ratio | CPU µs/req ratio |");
-  console.log("|---|---|---:|---:|");
+  const lines: string[] = [];
   for (const [key, list] of [...runs].sort(([a], [b]) => a.localeCompare(b))) {
     const [scenario, label] = key.split("\t");
     const base = runs.get(`${scenario}\t${reference}`);
@@ -204,10 +202,15 @@ function printRoundRatios(runs: ReadonlyMap<string, LoadResult[]>, reference: st
       const values = list.map((run, round) => of(run) / of(base[round] as LoadResult));
       return `${median(values).toFixed(2)} (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`;
     };
-    console.log(
+    lines.push(
       `| ${scenario} | ${label} | ${ratios((run) => run.rps)} | ${ratios((run) => run.cpuUsPerRequest)} |`,
     );
   }
+  if (lines.length === 0) return;
+  console.log(`\nPer round, against ${reference} in the same round (median, and range):`);
+  console.log("| Scenario | Server | req/s ratio | CPU µs/req ratio |");
+  console.log("|---|---|---:|---:|");
+  for (const line of lines) console.log(line);
 }
 
 function mean(values: readonly number[]): number {

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import { type BodyLimits, BodyTooLargeError, joinChunks, SlowClientError } from "../read-body.js";
 import type { Exchange } from "../rpc/exchange.js";
+import { AnswerBatch } from "./answer-batch.js";
 import { parseRequestHead, type RequestHead } from "./request-head.js";
 import { responseHead } from "./response-head.js";
 
@@ -44,6 +45,7 @@ const REQUEST_TIMEOUT = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r
 export class Http1Connections {
   private readonly connections = new Set<Connection>();
   private readonly sweep: NodeJS.Timeout;
+  private readonly answers = new AnswerBatch();
 
   constructor(private readonly options: Http1Options) {
     // One timer for all connections, as node's http server checks its own
@@ -53,7 +55,7 @@ export class Http1Connections {
   }
 
   accept(socket: Socket): void {
-    const connection = new Connection(socket, this.options, () =>
+    const connection = new Connection(socket, this.options, this.answers, () =>
       this.connections.delete(connection),
     );
     this.connections.add(connection);
@@ -93,6 +95,7 @@ class Connection {
   constructor(
     private readonly socket: Socket,
     private readonly options: Http1Options,
+    private readonly answers: AnswerBatch,
     private readonly onFinished: () => void,
   ) {}
 
@@ -190,13 +193,14 @@ class Connection {
   answer(request: Http1Request, head: string, body: Uint8Array | string, keepAlive: boolean): void {
     if (this.finished) return;
     const socket = this.socket;
+    // Sent with the turn's other answers; write() still reports a full buffer.
+    this.answers.hold(socket);
     let flushed: boolean;
     if (typeof body === "string") flushed = socket.write(head + body);
     else {
-      socket.cork();
       socket.write(head, "latin1");
+      // The later write's answer covers both: the buffer only grew.
       flushed = socket.write(body);
-      socket.uncork();
     }
     this.current = undefined;
     this.lastActiveAt = Date.now();
