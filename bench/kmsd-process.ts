@@ -16,6 +16,8 @@ export interface Running {
   /** The pids whose CPU counts: the process and, with --workers, its workers. */
   pids(): Promise<number[]>;
   rssMb(): Promise<number>;
+  /** The most its processes have each held resident since they started (VmHWM), summed. */
+  peakRssMb(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -48,11 +50,13 @@ async function childPids(pid: number): Promise<number[]> {
   }
 }
 
-async function rssMb(pids: number[]): Promise<number> {
+/** A /proc/<pid>/status field in kB (VmRSS, VmHWM), summed over `pids`, in MB. */
+async function statusMb(pids: number[], field: string): Promise<number> {
+  const pattern = new RegExp(`${field}:\\s+(\\d+)`);
   let kb = 0;
   for (const pid of pids) {
     const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    kb += Number(pattern.exec(status)?.[1] ?? 0);
   }
   return kb / 1024;
 }
@@ -66,7 +70,8 @@ function running(child: ChildProcess, port: number): Running {
     port,
     process: child,
     pids,
-    rssMb: async () => rssMb(await pids()),
+    rssMb: async () => statusMb(await pids(), "VmRSS"),
+    peakRssMb: async () => statusMb(await pids(), "VmHWM"),
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -189,6 +189,7 @@ async function main(): Promise<void> {
       () => wrk(encrypt8(spreadServer), load(spreadServer)),
     );
     const loadedRss = await spreadServer.rssMb();
+    const peakRss = await spreadServer.peakRssMb();
     rows.push({
       group: "keys",
       name: "REST EncryptData 8 B under one key (the same server)",
@@ -227,7 +228,7 @@ async function main(): Promise<void> {
       baseline: one,
     });
 
-    await writeReport({ pinning, idleRss, loadedRss });
+    await writeReport({ pinning, idleRss, loadedRss, peakRss });
   } finally {
     await stopAll(running);
     await rm(workDir, { recursive: true, force: true });
@@ -343,6 +344,7 @@ async function writeReport(memory: {
   pinning: boolean;
   idleRss: number;
   loadedRss: number;
+  peakRss: number;
 }): Promise<void> {
   const lines = [
     "| Group | Scenario | req/s | ratio | p50 ms | p99 ms | CPU µs/req | failures |",
@@ -360,7 +362,7 @@ async function writeReport(memory: {
     `- Node.js ${process.version}; ${memory.pinning ? "server pinned to core 0, load generator to core 1 (taskset)" : "no taskset: nothing pinned"}`,
     `- Each scenario: ${WARMUP} s warm-up, then ${SECONDS} s measured; ${IN_FLIGHT} requests in flight (h2load: 1 connection × ${IN_FLIGHT} streams; wrk: ${IN_FLIGHT} connections)`,
     `- Each kmsd row of the 8 B and 4096 B groups runs right after a baseline run of the same size and is a ratio to that run; the pairs compared in the audit, keys and workers groups run alternately, ${ALTERNATE_ROUNDS} rounds each, and show each side's best run`,
-    `- Resident memory: ${fmt(memory.idleRss)} MB idle after start; ${fmt(memory.loadedRss)} MB under load with ${SPREAD_KEYS.toLocaleString("en")} keys cached`,
+    `- Resident memory: ${fmt(memory.idleRss)} MB idle after start; ${fmt(memory.loadedRss)} MB under load with ${SPREAD_KEYS.toLocaleString("en")} keys cached, ${fmt(memory.peakRss)} MB at most since that server started (VmHWM)`,
   ];
   const notes = rows
     .filter((row) => row.note !== undefined)
