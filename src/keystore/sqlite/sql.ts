@@ -16,3 +16,24 @@ export function writeTransaction<T>(db: Database.Database, fn: () => T): T {
 export function isConstraintViolation(error: unknown, kind: "UNIQUE" | "PRIMARYKEY"): boolean {
   return error instanceof Database.SqliteError && error.code === `SQLITE_CONSTRAINT_${kind}`;
 }
+
+/**
+ * Runs fn again while SQLite answers SQLITE_BUSY, for up to `timeoutMs`,
+ * after a short random pause each time. For the one case the connection's
+ * busy timeout does not cover: two processes opening a new file at once
+ * both switch it to WAL, each holding a read lock and wanting the write
+ * lock, and SQLite refuses one of them at once rather than let both wait
+ * for each other.
+ */
+export async function retryWhileBusy<T>(fn: () => T, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return fn();
+    } catch (error) {
+      const busy = error instanceof Database.SqliteError && error.code === "SQLITE_BUSY";
+      if (!busy || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    }
+  }
+}

@@ -38,7 +38,7 @@ import { ChangeFeed } from "./change-feed.js";
 import { BackgroundCheckpointer, SAFETY_AUTOCHECKPOINT_PAGES } from "./checkpointer.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
 import { sqliteUnsupportedReason } from "./node-support.js";
-import { isConstraintViolation, writeTransaction } from "./sql.js";
+import { isConstraintViolation, retryWhileBusy, writeTransaction } from "./sql.js";
 
 export interface SqliteStoreOptions {
   readonly dataDir: string;
@@ -76,7 +76,10 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   try {
     // Before any pragma that writes the file: a newer schema is left untouched.
     assertKnownSchema(db);
-    const mode = db.pragma("journal_mode = WAL", { simple: true });
+    const mode = await retryWhileBusy(
+      () => db.pragma("journal_mode = WAL", { simple: true }),
+      BUSY_TIMEOUT_MS,
+    );
     if (mode !== "wal") throw new Error(`${path}: cannot use WAL journal mode (got ${mode})`);
     // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a
     // client told that a key exists must be able to decrypt with it later (an
