@@ -317,7 +317,10 @@ describe("two servers on one data directory", () => {
     const shared = await tempDataDir();
     dirs.push(shared);
     // Both start at once on a new data directory: one bootstraps it, neither fails.
-    servers.push(...(await Promise.all([spawnServe(shared), spawnServe(shared)])));
+    const starting = await Promise.allSettled([spawnServe(shared), spawnServe(shared)]);
+    // Kept before a failure is reported, so that afterAll stops the one that did start.
+    for (const result of starting) if (result.status === "fulfilled") servers.push(result.value);
+    for (const result of starting) if (result.status === "rejected") throw result.reason;
     const { token, project_id: project } = await readBootstrap(shared);
     const credentials = await cliJson<unknown[]>(["credentials", "list"], shared);
     expect(credentials).toHaveLength(1);
