@@ -35,13 +35,21 @@ import path from "node:path";
 import { type AuditWrites, auditWrites, describeAuditWrites } from "./audit-writes.js";
 import { type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
-import { type Load, type LoadRequest, loadFor, wordLists } from "./load-request.js";
+import {
+  httpVersionOf,
+  type Load,
+  type LoadRequest,
+  loadFor,
+  loadTarget,
+  SCENARIOS,
+  type Scenario,
+  wordLists,
+} from "./load-request.js";
 import { median } from "./stats.js";
-import { connectTarget, grpcTarget, restTarget } from "./targets.js";
 
 const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
 const ARG_LISTS = wordLists(process.env.COMPARE_ARGS);
-const SCENARIOS = (process.env.COMPARE_SCENARIOS ?? "grpc,rest").split(",");
+const SCENARIO_NAMES = (process.env.COMPARE_SCENARIOS ?? "grpc,rest").split(",");
 const OPERATION = process.env.COMPARE_OPERATION ?? "encrypt";
 const BYTES = Number(process.env.COMPARE_BYTES ?? 8);
 const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 3);
@@ -53,7 +61,7 @@ interface Server {
   readonly label: string;
   readonly running: Running;
   /** What it is loaded with each round: the baseline serves gRPC only. */
-  readonly scenarios: readonly string[];
+  readonly scenarios: readonly Scenario[];
   /** The request it is loaded with, and the token that authenticates it. */
   readonly load: Load;
 }
@@ -64,10 +72,9 @@ async function main(): Promise<void> {
     console.error(`missing ${missing.join(", ")}: apt-get install -y nghttp2-client wrk`);
     process.exit(2);
   }
-  const unknown = SCENARIOS.filter(
-    (name) => !["grpc", "connect-h2", "connect-h1", "rest"].includes(name),
-  );
+  const unknown = SCENARIO_NAMES.filter((name) => !SCENARIOS.some((known) => known === name));
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}`);
+  const scenarios = SCENARIO_NAMES as Scenario[];
   if (OPERATION !== "encrypt" && OPERATION !== "decrypt") {
     throw new Error(`COMPARE_OPERATION must be encrypt or decrypt, not ${OPERATION}`);
   }
@@ -100,7 +107,7 @@ async function main(): Promise<void> {
       }
       const port0 = started[0]?.running.port ?? 0;
       const load = await loadFor(OPERATION, root, dataDir, rootKey, port0, plainText);
-      for (const server of started) servers.push({ ...server, scenarios: SCENARIOS, load });
+      for (const server of started) servers.push({ ...server, scenarios, load });
     }
     if (WITH_BASELINE) {
       servers.push({
@@ -159,7 +166,7 @@ async function main(): Promise<void> {
 /** One run of a scenario against one server, 32 requests in flight. */
 function measure(
   server: Running,
-  scenario: string,
+  scenario: Scenario,
   request: LoadRequest,
   token: string,
   workDir: string,
@@ -173,18 +180,8 @@ function measure(
     pin: loadPin,
     workDir,
   };
-  const { port } = server;
-  const { method, json } = request;
-  switch (scenario) {
-    case "grpc":
-      return h2load(grpcTarget(port, method, request.binary, { "x-auth-token": token }), options);
-    case "connect-h2":
-      return h2load(connectTarget(port, method, json, token), options);
-    case "connect-h1":
-      return wrk(connectTarget(port, method, json, token), options);
-    default:
-      return wrk(restTarget(port, request.restOperation, json, token), options);
-  }
+  const target = loadTarget(scenario, server.port, request, token);
+  return httpVersionOf(scenario) === "h2" ? h2load(target, options) : wrk(target, options);
 }
 
 /**

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { DecryptDataRequestSchema, EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
+import { EncryptDataRequestSchema } from "../gen/kms/v1/kms_pb.js";
 import { auditWrites, describeAuditWrites } from "./audit-writes.js";
 import { ROOT, type Running, startBaseline, startKmsd } from "./kmsd-process.js";
 import {
@@ -26,10 +26,17 @@ import {
   type Target,
   wrk,
 } from "./load.js";
+import {
+  decryptRequest,
+  encryptRequest,
+  httpVersionOf,
+  loadTarget,
+  SCENARIOS,
+  type Scenario,
+} from "./load-request.js";
 import { writeResults } from "./report.js";
 import { seedKeys } from "./seed.js";
 import {
-  connectTarget,
   createKey,
   encryptOnce,
   grpcTarget,
@@ -237,6 +244,14 @@ async function main(): Promise<void> {
 
 type Case = [name: string, target: Target, http: "h2" | "h1"];
 
+/** How each scenario is named in the report; its decrypt rows add " decrypt". */
+const SCENARIO_NAMES: Record<Scenario, string> = {
+  grpc: "gRPC (h2c)",
+  "connect-h2": "Connect JSON (h2c)",
+  "connect-h1": "Connect JSON (HTTP/1.1)",
+  rest: "REST (HTTP/1.1)",
+};
+
 /** The kmsd rows of a size group: encrypt and decrypt over every protocol. */
 function kmsdCases(
   port: number,
@@ -245,51 +260,16 @@ function kmsdCases(
   plain: string,
   cipherText: string,
 ): Case[] {
-  const auth = { "x-auth-token": token };
-  const encrypt = { project_id: PROJECT, key_id: keyId, plain_text: plain };
-  const decrypt = { project_id: PROJECT, cipher_text: cipherText };
-  return [
+  const encrypt = encryptRequest(keyId, plain);
+  const decrypt = decryptRequest(cipherText);
+  return SCENARIOS.flatMap((scenario): Case[] => [
+    [SCENARIO_NAMES[scenario], loadTarget(scenario, port, encrypt, token), httpVersionOf(scenario)],
     [
-      "gRPC (h2c)",
-      grpcTarget(
-        port,
-        "EncryptData",
-        toBinary(
-          EncryptDataRequestSchema,
-          create(EncryptDataRequestSchema, { projectId: PROJECT, keyId, plainText: plain }),
-        ),
-        auth,
-      ),
-      "h2",
+      `${SCENARIO_NAMES[scenario]} decrypt`,
+      loadTarget(scenario, port, decrypt, token),
+      httpVersionOf(scenario),
     ],
-    [
-      "gRPC (h2c) decrypt",
-      grpcTarget(
-        port,
-        "DecryptData",
-        toBinary(
-          DecryptDataRequestSchema,
-          create(DecryptDataRequestSchema, { projectId: PROJECT, cipherText }),
-        ),
-        auth,
-      ),
-      "h2",
-    ],
-    ["Connect JSON (h2c)", connectTarget(port, "EncryptData", encrypt, token), "h2"],
-    ["Connect JSON (h2c) decrypt", connectTarget(port, "DecryptData", decrypt, token), "h2"],
-    ["Connect JSON (HTTP/1.1)", connectTarget(port, "EncryptData", encrypt, token), "h1"],
-    ["Connect JSON (HTTP/1.1) decrypt", connectTarget(port, "DecryptData", decrypt, token), "h1"],
-    [
-      "REST (HTTP/1.1)",
-      restTarget(port, "encrypt-data", { key_id: keyId, plain_text: plain }, token),
-      "h1",
-    ],
-    [
-      "REST (HTTP/1.1) decrypt",
-      restTarget(port, "decrypt-data", { cipher_text: cipherText }, token),
-      "h1",
-    ],
-  ];
+  ]);
 }
 
 /** Rounds of each measurement, alternating, for the pairs compared with each other. */
