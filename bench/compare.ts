@@ -4,7 +4,7 @@
  * to the next (docs/benchmarks.md). Starts one kmsd per build and setting,
  * one data directory per build (builds may differ in schema), each with its
  * own key and token, pinned to core 0 like `npm run bench`; each
- * round loads every server once, in alternating order, with h2load or wrk
+ * round loads every server once, in alternating order, with h2load
  * on core 1; prints each server's CPU µs per request (mean and lowest of
  * its rounds, and the system part), its best rate and that run's p99.
  *
@@ -20,6 +20,8 @@
  * COMPARE_NODE_FLAGS: ";"-separated flag lists for kmsd's node, each run on
  * every build and argument list, e.g. "; --max-semi-space-size=2", or
  * "--cpu-prof --cpu-prof-dir=/tmp/p" (profiles are written when the servers stop);
+ * COMPARE_SERVER_LOGS: a directory to keep each server's output in, as
+ * server-<port>.log (with e.g. COMPARE_NODE_FLAGS=--trace-gc-nvp);
  * COMPARE_OPERATION: encrypt (EncryptData, the default) or decrypt
  * (DecryptData of a ciphertext of COMPARE_BYTES bytes; the baseline still encrypts);
  * COMPARE_BYTES (8), COMPARE_ROUNDS (3), COMPARE_SECONDS (5).
@@ -34,7 +36,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type AuditWrites, auditWrites, describeAuditWrites } from "./audit-writes.js";
 import { type Running, startBaseline, startKmsd } from "./kmsd-process.js";
-import { corePins, h2load, type LoadResult, missingTools, wrk } from "./load.js";
+import { corePins, type LoadResult, loadOver, missingTools } from "./load.js";
 import {
   httpVersionOf,
   type Load,
@@ -56,6 +58,7 @@ const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 3);
 const SECONDS = Number(process.env.COMPARE_SECONDS ?? 5);
 const WITH_BASELINE = process.env.COMPARE_BASELINE === "1";
 const NODE_FLAG_LISTS = wordLists(process.env.COMPARE_NODE_FLAGS);
+const SERVER_LOGS = process.env.COMPARE_SERVER_LOGS;
 
 interface Server {
   readonly label: string;
@@ -90,19 +93,27 @@ async function main(): Promise<void> {
       const started: { label: string; running: Running }[] = [];
       for (const args of ARG_LISTS) {
         for (const nodeArgs of NODE_FLAG_LISTS) {
+          const serverPort = port++;
           const running = await startKmsd({
             pin: pins.server,
             dataDir,
             rootKey,
-            port: port++,
+            port: serverPort,
             args,
             root,
             nodeArgs,
+            outputFile:
+              SERVER_LOGS === undefined
+                ? undefined
+                : path.join(SERVER_LOGS, `server-${serverPort}.log`),
           });
           const label = [BUILDS.length > 1 ? root : "", ...nodeArgs, ...args]
             .filter(Boolean)
             .join(" ");
           started.push({ label: label || "kmsd", running });
+          if (SERVER_LOGS !== undefined) {
+            console.error(`[compare] ${label || "kmsd"}: output in server-${serverPort}.log`);
+          }
         }
       }
       const port0 = started[0]?.running.port ?? 0;
@@ -181,7 +192,7 @@ function measure(
     workDir,
   };
   const target = loadTarget(scenario, server.port, request, token);
-  return httpVersionOf(scenario) === "h2" ? h2load(target, options) : wrk(target, options);
+  return loadOver(httpVersionOf(scenario), target, options);
 }
 
 /**

@@ -4,6 +4,7 @@
  * and the grpc-js baseline, each pinned to the server core when it can be.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -91,6 +92,12 @@ export async function startKmsd(options: {
   root?: string;
   /** Flags for node itself, e.g. --cpu-prof to profile under load. */
   nodeArgs?: readonly string[];
+  /**
+   * A file to keep everything the server prints in (for node flags that
+   * trace to stdout, e.g. --trace-gc-nvp); otherwise output after the
+   * ready line is dropped.
+   */
+  outputFile?: string;
 }): Promise<Running> {
   const child = spawn(
     options.pin[0] ?? process.execPath,
@@ -117,6 +124,11 @@ export async function startKmsd(options: {
     ],
     { env: { ...process.env, KMSD_ROOT_KEY: options.rootKey }, stdio: ["ignore", "pipe", "pipe"] },
   );
+  if (options.outputFile !== undefined) {
+    const output = createWriteStream(options.outputFile);
+    child.stdout?.pipe(output);
+    child.stderr?.pipe(output);
+  }
   await waitForLine(child, /kmsd serving/, "kmsd");
   return running(child, options.port);
 }

@@ -6,8 +6,9 @@
  * Needs h2load (Debian: nghttp2-client) and wrk; taskset (util-linux) pins
  * the server to core 0 and the load generator to core 1 when present.
  *
- *   npm run bench                  # everything (~8 minutes)
+ *   npm run bench                  # everything (~15 minutes)
  *   BENCH_SECONDS=3 npm run bench  # shorter runs
+ *   BENCH_ROUNDS=1 npm run bench   # one baseline/kmsd pair per row (~8 minutes)
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -22,6 +23,7 @@ import {
   h2load,
   type LoadOptions,
   type LoadResult,
+  loadOver,
   missingTools,
   type Target,
   wrk,
@@ -47,8 +49,15 @@ import {
 } from "./targets.js";
 import { encryptUnderEveryKey } from "./warm-keys.js";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
+/**
+ * Baseline/kmsd pairs per row of the 8 B and 4096 B groups. The machine's
+ * speed drifts by tens of percent from one minute to the next, and a single
+ * pair can land on either side of a target; the median of a few pairs,
+ * each a ratio of two adjacent runs, does not move with the drift.
+ */
+const PAIR_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const IN_FLIGHT = 32;
 const SPREAD_KEYS = Number(process.env.BENCH_KEYS ?? 100_000);
 
@@ -122,17 +131,20 @@ async function main(): Promise<void> {
       const baselineRuns: LoadResult[] = [];
       const kmsdRows: Row[] = [];
       for (const [name, target, http] of cases) {
-        progress(`baseline, then kmsd ${name} ${size} B`);
-        const adjacent = await h2load(baselineTarget, load(baseline));
-        baselineRuns.push(adjacent);
-        const result =
-          http === "h2" ? await h2load(target, load(kmsd)) : await wrk(target, load(kmsd));
+        progress(`baseline and kmsd ${name} ${size} B, ${PAIR_ROUNDS} pairs`);
+        const pairs = await adjacentPairs(
+          () => h2load(baselineTarget, load(baseline)),
+          () => loadOver(http, target, load(kmsd)),
+        );
+        baselineRuns.push(...pairs.map((pair) => pair.baseline));
+        const middle = medianPair(pairs);
         const op = name.endsWith("decrypt") ? "DecryptData" : "EncryptData";
         kmsdRows.push({
           group: `${size} B`,
           name: `${name.replace(/ decrypt$/, "")}, ${op}`,
-          result,
-          baseline: adjacent,
+          result: middle.result,
+          baseline: middle.baseline,
+          note: pairs.length > 1 ? describePairs(pairs) : undefined,
         });
       }
       const rates = baselineRuns.map((run) => run.rps);
@@ -161,8 +173,8 @@ async function main(): Promise<void> {
     progress("audit on and off, alternately");
     const writesBefore = await auditWrites(kmsd.port);
     const [on, off] = await alternate(
-      () => wrk(encrypt8(kmsd), load(kmsd)),
-      () => wrk(encrypt8(auditOff), load(auditOff)),
+      () => loadOver("h1", encrypt8(kmsd), load(kmsd)),
+      () => loadOver("h1", encrypt8(auditOff), load(auditOff)),
     );
     const writes = describeAuditWrites(writesBefore, await auditWrites(kmsd.port));
     rows.push({ group: "audit", name: "REST EncryptData 8 B, audit off", result: off });
@@ -220,8 +232,8 @@ async function main(): Promise<void> {
     );
     progress("--workers 1 and 2, alternately");
     const [one, two] = await alternate(
-      () => wrk(encrypt8(workers1), { ...load(workers1), pin: [] }),
-      () => wrk(encrypt8(workers2), { ...load(workers2), pin: [] }),
+      () => loadOver("h1", encrypt8(workers1), { ...load(workers1), pin: [] }),
+      () => loadOver("h1", encrypt8(workers2), { ...load(workers2), pin: [] }),
     );
     rows.push({
       group: "workers",
@@ -270,6 +282,53 @@ function kmsdCases(
       httpVersionOf(scenario),
     ],
   ]);
+}
+
+/** A kmsd run and the baseline run next to it. */
+interface Pair {
+  readonly baseline: LoadResult;
+  readonly result: LoadResult;
+}
+
+function ratioOf(pair: Pair): number {
+  return pair.result.rps / pair.baseline.rps;
+}
+
+/**
+ * PAIR_ROUNDS pairs of a baseline run and a kmsd run, back to back, the
+ * baseline first in even rounds and second in odd ones, so that neither
+ * side always runs on the warmer or the cooler half of a pair.
+ */
+async function adjacentPairs(
+  baselineRun: () => Promise<LoadResult>,
+  kmsdRun: () => Promise<LoadResult>,
+): Promise<Pair[]> {
+  const pairs: Pair[] = [];
+  for (let round = 0; round < PAIR_ROUNDS; round++) {
+    if (round % 2 === 0) {
+      const baseline = await baselineRun();
+      pairs.push({ baseline, result: await kmsdRun() });
+    } else {
+      const result = await kmsdRun();
+      pairs.push({ baseline: await baselineRun(), result });
+    }
+  }
+  return pairs;
+}
+
+/** The pair with the median ratio (the lower middle one of an even count): the row's figures. */
+function medianPair(pairs: readonly Pair[]): Pair {
+  const sorted = [...pairs].sort((x, y) => ratioOf(x) - ratioOf(y));
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (middle === undefined) throw new Error("no pairs to take a median of");
+  return middle;
+}
+
+function describePairs(pairs: readonly Pair[]): string {
+  const each = pairs.map(
+    (pair) => `${fmt(ratioOf(pair), 2)}× (p99 ${fmt(pair.result.p99Ms, 2)} ms)`,
+  );
+  return `the median of ${pairs.length} pairs: ${each.join(", ")}`;
 }
 
 /** Rounds of each measurement, alternating, for the pairs compared with each other. */
@@ -340,8 +399,8 @@ async function writeReport(memory: {
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${fmt(totalmem() / 2 ** 30, 1)} GiB`,
     `- Node.js ${process.version}; ${memory.pinning ? "server pinned to core 0, load generator to core 1 (taskset)" : "no taskset: nothing pinned"}`,
-    `- Each scenario: ${WARMUP} s warm-up, then ${SECONDS} s measured; ${IN_FLIGHT} requests in flight (h2load: 1 connection × ${IN_FLIGHT} streams; wrk: ${IN_FLIGHT} connections)`,
-    `- Each kmsd row of the 8 B and 4096 B groups runs right after a baseline run of the same size and is a ratio to that run; the pairs compared in the audit, keys and workers groups run alternately, ${ALTERNATE_ROUNDS} rounds each, and show each side's best run`,
+    `- Each scenario: ${WARMUP} s warm-up, then ${SECONDS} s measured; ${IN_FLIGHT} requests in flight (h2load: HTTP/2 as 1 connection × ${IN_FLIGHT} streams, HTTP/1.1 as ${IN_FLIGHT} connections; the keys group, whose requests vary, with wrk and ${IN_FLIGHT} connections, its latencies corrected for coordinated omission)`,
+    `- Each kmsd row of the 8 B and 4096 B groups is measured in ${PAIR_ROUNDS} pair${PAIR_ROUNDS === 1 ? "" : "s"} of a kmsd run and a baseline run of the same size next to it (alternately first and second); the row shows the pair with the median ratio, and the notes list every pair; the pairs compared in the audit, keys and workers groups run alternately, ${ALTERNATE_ROUNDS} rounds each, and show each side's best run`,
     `- Resident memory: ${fmt(memory.idleRss)} MB idle after start; ${fmt(memory.loadedRss)} MB under load with ${SPREAD_KEYS.toLocaleString("en")} keys cached, ${fmt(memory.peakRss)} MB at most since that server started (VmHWM)`,
   ];
   const notes = rows
