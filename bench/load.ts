@@ -246,10 +246,10 @@ export async function h2loadPaced(target: Target, options: PacedOptions): Promis
  * HTTP/1.1 load with wrk: `concurrency` keep-alive connections, one request
  * in flight each, and an optional Lua script. wrk's latency percentiles are
  * corrected for coordinated omission: a request that took k times the mean
- * interval between requests is counted as k requests, each waiting a
- * little less. One garbage collection pause of 200 ms then reads as a p99
- * of 130–200 ms where the requests themselves (h2load, or a packet
- * capture) had a p99 of ~4.5 ms. That is an open-loop client's view, not
+ * interval between a connection's requests adds k - 1 samples, each one
+ * interval shorter. One garbage collection pause of 200 ms then reads as a
+ * p99 of 130–200 ms where the requests themselves (h2load, or a packet
+ * capture) had a p99 of ~4.5 ms (docs/benchmarks.md, "wrk's p99"). That is an open-loop client's view, not
  * the closed-loop "32 in flight" the targets state: use loadOver for
  * latencies, wrk where a script must vary the requests.
  */
