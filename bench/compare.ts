@@ -107,12 +107,12 @@ async function main(): Promise<void> {
                 ? undefined
                 : path.join(SERVER_LOGS, `server-${serverPort}.log`),
           });
-          const label = [BUILDS.length > 1 ? root : "", ...nodeArgs, ...args]
-            .filter(Boolean)
-            .join(" ");
-          started.push({ label: label || "kmsd", running });
+          const label =
+            [BUILDS.length > 1 ? root : "", ...nodeArgs, ...args].filter(Boolean).join(" ") ||
+            "kmsd";
+          started.push({ label, running });
           if (SERVER_LOGS !== undefined) {
-            console.error(`[compare] ${label || "kmsd"}: output in server-${serverPort}.log`);
+            console.error(`[compare] ${label}: output in server-${serverPort}.log`);
           }
         }
       }

@@ -38,6 +38,7 @@ import {
 } from "./load-request.js";
 import { writeResults } from "./report.js";
 import { seedKeys } from "./seed.js";
+import { medianBy } from "./stats.js";
 import {
   createKey,
   encryptOnce,
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
           () => loadOver(http, target, load(kmsd)),
         );
         baselineRuns.push(...pairs.map((pair) => pair.baseline));
-        const middle = medianPair(pairs);
+        const middle = medianBy(pairs, ratioOf);
         const op = name.endsWith("decrypt") ? "DecryptData" : "EncryptData";
         kmsdRows.push({
           group: `${size} B`,
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
       rows.push({
         group: "baseline",
         name: `grpc-js + AES-GCM, EncryptData ${size} B (median of its ${baselineRuns.length} runs)`,
-        result: median(baselineRuns),
+        result: medianBy(baselineRuns, (run) => run.rps),
         note: `ran before each ${size} B row, which is a ratio to that run: ${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))} req/s`,
       });
       rows.push(...kmsdRows);
@@ -316,14 +317,6 @@ async function adjacentPairs(
   return pairs;
 }
 
-/** The pair with the median ratio (the lower middle one of an even count): the row's figures. */
-function medianPair(pairs: readonly Pair[]): Pair {
-  const sorted = [...pairs].sort((x, y) => ratioOf(x) - ratioOf(y));
-  const middle = sorted[Math.floor((sorted.length - 1) / 2)];
-  if (middle === undefined) throw new Error("no pairs to take a median of");
-  return middle;
-}
-
 function describePairs(pairs: readonly Pair[]): string {
   const each = pairs.map(
     (pair) => `${fmt(ratioOf(pair), 2)}× (p99 ${fmt(pair.result.p99Ms, 2)} ms)`,
@@ -358,14 +351,6 @@ function best(runs: readonly LoadResult[]): LoadResult {
   const fastest = [...runs].sort((x, y) => y.rps - x.rps)[0];
   if (fastest === undefined) throw new Error("no runs to choose from");
   return fastest;
-}
-
-/** The run with the median rate (the lower middle one of an even count). */
-function median(runs: readonly LoadResult[]): LoadResult {
-  const sorted = [...runs].sort((x, y) => x.rps - y.rps);
-  const middle = sorted[Math.floor((sorted.length - 1) / 2)];
-  if (middle === undefined) throw new Error("no runs to take a median of");
-  return middle;
 }
 
 async function stopAll(servers: Running[]): Promise<void> {
