@@ -47,6 +47,7 @@ import {
   type Scenario,
   wordLists,
 } from "./load-request.js";
+import { failedRpcs } from "./rpc-failures.js";
 import { median } from "./stats.js";
 
 const BUILDS = (process.env.COMPARE_BUILDS ?? ".").split(",").map((dir) => path.resolve(dir));
@@ -139,7 +140,16 @@ async function main(): Promise<void> {
       for (const server of order) {
         for (const scenario of server.scenarios) {
           const { request, token } = server.load;
-          const run = await measure(server.running, scenario, request, token, workDir, pins.load);
+          const isKmsd = server.label !== "baseline";
+          const run = await measure(
+            server.running,
+            isKmsd,
+            scenario,
+            request,
+            token,
+            workDir,
+            pins.load,
+          );
           const key = `${scenario}\t${server.label}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           process.stderr.write(
@@ -177,6 +187,8 @@ async function main(): Promise<void> {
 /** One run of a scenario against one server, 32 requests in flight. */
 function measure(
   server: Running,
+  /** kmsd, whose metrics count the errors it answered (the baseline has none). */
+  isKmsd: boolean,
   scenario: Scenario,
   request: LoadRequest,
   token: string,
@@ -190,6 +202,7 @@ function measure(
     serverPids: () => server.pids(),
     pin: loadPin,
     workDir,
+    ...(isKmsd ? { failedRequests: () => failedRpcs(server.port) } : {}),
   };
   const target = loadTarget(scenario, server.port, request, token);
   return loadOver(httpVersionOf(scenario), target, options);

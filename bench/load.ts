@@ -41,6 +41,12 @@ export interface LoadOptions {
   /** Prefix for the load generator's command (e.g. taskset -c 1). */
   readonly pin: readonly string[];
   readonly workDir: string;
+  /**
+   * Requests the server has answered with an error so far (kmsd's metrics):
+   * failures a load tool cannot see, gRPC's. The run's failures are the
+   * larger of the tool's count and this one's growth.
+   */
+  readonly failedRequests?: () => Promise<number>;
 }
 
 export function missingTools(): string[] {
@@ -200,6 +206,7 @@ export async function loadOver(
       : { clients: options.concurrency, streams: 1, http1: true };
   await runH2load(target, bodyFile, options.pin, { ...shape, seconds: options.warmupSeconds });
   const pids = await options.serverPids();
+  const failedBefore = (await options.failedRequests?.()) ?? 0;
   const before = await cpuSeconds(pids);
   const stdout = await runH2load(target, bodyFile, options.pin, {
     ...shape,
@@ -207,7 +214,9 @@ export async function loadOver(
     logFile,
   });
   const cpu = await cpuSince(pids, before);
-  return h2loadResult(stdout, logFile, options.seconds, cpu);
+  const result = await h2loadResult(stdout, logFile, options.seconds, cpu);
+  const failedAfter = (await options.failedRequests?.()) ?? 0;
+  return { ...result, failures: Math.max(result.failures, failedAfter - failedBefore) };
 }
 
 export interface PacedOptions {

@@ -37,6 +37,7 @@ import {
   type Scenario,
 } from "./load-request.js";
 import { writeResults } from "./report.js";
+import { failedRpcs } from "./rpc-failures.js";
 import { seedKeys } from "./seed.js";
 import { medianBy } from "./stats.js";
 import {
@@ -90,13 +91,15 @@ async function main(): Promise<void> {
   const workDir = await mkdtemp(path.join(tmpdir(), "kmsd-bench-"));
   const rootKey = randomBytes(32).toString("base64");
   const dataDir = path.join(workDir, "data");
-  const load = (server: Running): LoadOptions => ({
+  /** `kmsd`: whether the server is kmsd, whose metrics count the errors it answered. */
+  const load = (server: Running, kmsd = true): LoadOptions => ({
     seconds: SECONDS,
     warmupSeconds: WARMUP,
     concurrency: IN_FLIGHT,
     serverPids: () => server.pids(),
     pin: loadPin,
     workDir,
+    ...(kmsd ? { failedRequests: () => failedRpcs(server.port) } : {}),
   });
   // Started now, idle until measured: each is loaded only while it is measured.
   const running: Running[] = [];
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
       for (const [name, target, http] of cases) {
         progress(`baseline and kmsd ${name} ${size} B, ${PAIR_ROUNDS} pairs`);
         const pairs = await adjacentPairs(
-          () => h2load(baselineTarget, load(baseline)),
+          () => h2load(baselineTarget, load(baseline, false)),
           () => loadOver(http, target, load(kmsd)),
         );
         baselineRuns.push(...pairs.map((pair) => pair.baseline));

@@ -187,7 +187,7 @@ export function createServer(
     });
     listener = createListener({
       handler: handler.request,
-      streamHandler: handler.stream,
+      http2: { take: handler.http2 },
       http1: {
         take: handler.http1,
         maxBodyBytes: Math.max(

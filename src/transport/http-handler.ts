@@ -13,7 +13,8 @@ import { callInfoKey, protocolOfContentType } from "./call-info.js";
 import { dropUnreachableDeadline } from "./deadline.js";
 import { encodeGrpcMessage, useGrpcMessageEncoding } from "./grpc-message.js";
 import type { Http1Request } from "./http1/connection.js";
-import type { RequestHandler, StreamHandler } from "./listener.js";
+import type { Http2ServerStream } from "./http2/server-stream.js";
+import type { RequestHandler } from "./listener.js";
 import { huaweiJsonOptions } from "./message-codec.js";
 import { NodeCall } from "./node-call.js";
 import { type OpsEndpoint, serveOpsEndpoint } from "./ops-endpoint.js";
@@ -65,10 +66,10 @@ export interface OpenServices {
 export interface HttpHandler {
   /** node's http and http2-compatibility 'request' listener. */
   readonly request: RequestHandler;
-  /** Raw HTTP/2 streams: true when the fast path took the stream. */
-  readonly stream: StreamHandler;
   /** Requests on kmsd's own HTTP/1.1 path: true when taken, false to leave them to node. */
   readonly http1: (request: Http1Request) => boolean;
+  /** Streams of kmsd's own HTTP/2 connections: true when taken, false to relay them to node. */
+  readonly http2: (stream: Http2ServerStream) => boolean;
 }
 
 // /package.Service/Method: the shape of every gRPC and Connect path.
@@ -195,15 +196,12 @@ export function createHttpHandler(options: HttpHandlerOptions): HttpHandler {
       }
     },
 
-    stream(stream, headers) {
-      // node's http2 server always gives both, as strings.
-      const target = (headers[":path"] as string | undefined) ?? "/";
-      const method = (headers[":method"] as string | undefined) ?? "GET";
-      return serveOwn(method, target, headers, true, () => new Http2Exchange(stream, headers));
-    },
-
     http1(request) {
       return serveOwn(request.method, request.target, request.headers, false, () => request);
+    },
+
+    http2(stream) {
+      return serveOwn(stream.method, stream.target, stream.headers, true, () => stream);
     },
   };
 }

@@ -1,19 +1,18 @@
-import type { IncomingHttpHeaders } from "node:http";
 import http from "node:http";
-import http2, { type ServerHttp2Stream } from "node:http2";
+import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import { Http1Connections, type Http1Request } from "./http1/connection.js";
+import { Http2Connection } from "./http2/connection.js";
+import { NodeHttp2Relay } from "./http2/node-relay.js";
+import type { Http2ServerStream } from "./http2/server-stream.js";
 import type { NodeRequest } from "./read-body.js";
 import type { NodeResponse } from "./rest/huawei-response.js";
 
 export type RequestHandler = (request: NodeRequest, response: NodeResponse) => void;
-/** Gets first look at each raw HTTP/2 stream; true when it took the stream. */
-export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
 export interface ListenerOptions {
   readonly handler: RequestHandler;
-  readonly streamHandler?: StreamHandler;
   /**
    * HTTP/1.1 requests kmsd serves itself, without node's http server (see
    * http1/connection.ts): `take` returns false for those node should serve.
@@ -30,6 +29,13 @@ export interface ListenerOptions {
    * are timed where they are read (read-body.ts).
    */
   readonly slowClientTimeoutMs: number;
+  /**
+   * HTTP/2 streams kmsd serves itself, on its own HTTP/2 connections (see
+   * http2/connection.ts): `take` returns false for those node's http2
+   * server should serve (they are relayed to it). Without it, node's http2
+   * server takes every HTTP/2 connection.
+   */
+  readonly http2?: { readonly take: (stream: Http2ServerStream) => boolean };
   /** Largest header block, in bytes (HTTP/1.1: 431; HTTP/2: the stream is refused). */
   readonly maxHeaderBytes: number;
   /** HTTP/2 streams one connection may have open at once (advertised in SETTINGS). */
@@ -50,6 +56,9 @@ export interface Listener {
 
 /** The HTTP/2 connection-level receive window kmsd advertises. */
 const CONNECTION_WINDOW_BYTES = 1024 * 1024;
+
+/** Most fields a request's header list may have (as node's http2 server is told, maxHeaderListPairs). */
+const MAX_HEADER_FIELDS = 256;
 
 /** Idle time after which a keep-alive connection is closed, in ms. */
 const KEEP_ALIVE_MS = 65_000;
@@ -88,7 +97,7 @@ export function createListener(options: ListenerOptions): Listener {
   http1Server.emit("listening");
   const http2Server = http2.createServer(
     {
-      maxHeaderListPairs: 256,
+      maxHeaderListPairs: MAX_HEADER_FIELDS,
       settings: {
         maxConcurrentStreams: options.maxConcurrentStreams,
         maxHeaderListSize: options.maxHeaderBytes,
@@ -96,7 +105,6 @@ export function createListener(options: ListenerOptions): Listener {
     },
     options.handler,
   );
-  if (options.streamHandler !== undefined) takeStreamsFirst(http2Server, options.streamHandler);
   const handToNode = (socket: net.Socket) => {
     http1Server.emit("connection", socket);
     // The HTTP/1.1 parser reads 'data' events, which were paused to hand the socket over.
@@ -116,6 +124,34 @@ export function createListener(options: ListenerOptions): Listener {
   const acceptHttp1 = (socket: net.Socket) => {
     if (http1Connections === undefined) handToNode(socket);
     else http1Connections.accept(socket);
+  };
+  const http2Connections = new Set<Http2Connection>();
+  const acceptHttp2 = (socket: net.Socket) => {
+    const take = options.http2?.take;
+    if (take === undefined) {
+      http2Server.emit("connection", socket);
+      return;
+    }
+    let relay: NodeHttp2Relay | undefined;
+    const connection = new Http2Connection(socket, {
+      maxConcurrentStreams: options.maxConcurrentStreams,
+      maxHeaderListBytes: options.maxHeaderBytes,
+      maxHeaderFields: MAX_HEADER_FIELDS,
+      connectionWindowBytes: CONNECTION_WINDOW_BYTES,
+      idleTimeoutMs: KEEP_ALIVE_MS,
+      onStream: (stream) => {
+        if (take(stream)) return;
+        relay ??= new NodeHttp2Relay(http2Server);
+        relay.relay(stream);
+      },
+    });
+    http2Connections.add(connection);
+    socket.once("close", () => {
+      http2Connections.delete(connection);
+      relay?.close();
+    });
+    // What sniff() put back is read again once the socket flows.
+    socket.resume();
   };
   const sessions = new Set<http2.Http2Session>();
   http2Server.on("session", (session) => {
@@ -144,7 +180,7 @@ export function createListener(options: ListenerOptions): Listener {
             handshakeTimeout: slow,
           },
           (socket) => {
-            if (socket.alpnProtocol === "h2") http2Server.emit("connection", socket);
+            if (socket.alpnProtocol === "h2") acceptHttp2(socket);
             else acceptHttp1(socket);
           },
         );
@@ -162,8 +198,7 @@ export function createListener(options: ListenerOptions): Listener {
       socket.setTimeout(0);
       socket.removeAllListeners("error");
       if (isHttp2) {
-        // The http2 session drains what sniff() put back from the socket's buffer itself.
-        http2Server.emit("connection", socket);
+        acceptHttp2(socket);
       } else {
         acceptHttp1(socket);
       }
@@ -184,6 +219,7 @@ export function createListener(options: ListenerOptions): Listener {
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
+      for (const connection of http2Connections) connection.close();
       // Closes idle keep-alive connections and stops the timeout checks; the
       // error it reports (this server was never listening itself) is expected.
       http1Server.close(() => {});
@@ -207,30 +243,6 @@ export function createListener(options: ListenerOptions): Listener {
       return cut;
     },
   };
-}
-
-/**
- * Puts `handler` in front of node's http2 compatibility layer: streams it
- * takes never get the compatibility request/response objects (a large part
- * of each call's cost); the others are passed on unchanged.
- */
-function takeStreamsFirst(server: http2.Http2Server, handler: StreamHandler): void {
-  // node's compatibility layer is itself a 'stream' listener added by createServer.
-  const compatibility = server.listeners("stream") as ((...args: unknown[]) => void)[];
-  server.removeAllListeners("stream");
-  server.on(
-    "stream",
-    (
-      stream: ServerHttp2Stream,
-      headers: IncomingHttpHeaders,
-      flags: number,
-      rawHeaders: string[],
-    ) => {
-      if (handler(stream, headers)) return;
-      for (const listener of compatibility)
-        listener.call(server, stream, headers, flags, rawHeaders);
-    },
-  );
 }
 
 /** Reads just enough of the connection to tell h2c from HTTP/1.1, then puts it back. */

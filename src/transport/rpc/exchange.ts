@@ -38,6 +38,11 @@ export interface Exchange {
   readonly signal: AbortSignal | undefined;
 }
 
+/**
+ * A request of node's http2 compatibility layer as an Exchange: the streams
+ * kmsd's own HTTP/2 relays to node's server (see http2/node-relay.ts) reach
+ * the REST gateway this way.
+ */
 export class Http2Exchange implements Exchange {
   private controller: AbortController | undefined;
 

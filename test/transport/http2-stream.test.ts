@@ -1,19 +1,18 @@
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Http2Exchange } from "../../src/transport/rpc/exchange.js";
+import { Http2Connection } from "../../src/transport/http2/connection.js";
 
 /**
- * Http2Exchange.respond writes a trailer-less answer's body and ends the
- * stream only once the write completed (src/transport/rpc/exchange.ts says
- * why). These tests hold it to what a client must see: the whole body and
- * a clean end, for bodies that fit the client's flow-control window and
- * for bodies that must wait for it, and no crash when the client goes away
- * while the body is still being written.
+ * An Http2ServerStream's respond (src/transport/http2/) held to what
+ * node's own HTTP/2 client must see: the whole body and a clean end, for
+ * bodies that fit the client's flow-control window and for bodies that
+ * must wait for it, and no crash when the client goes away while the body
+ * is still being written.
  */
-let server: http2.Http2Server;
+let server: net.Server;
 let port: number;
-/** Stream errors the server saw: an unheard one would have crashed the process. */
+/** Errors nobody handled: one would have crashed the process. */
 const uncaught: unknown[] = [];
 const onUncaught = (error: unknown) => uncaught.push(error);
 
@@ -26,12 +25,20 @@ function bodyFor(path: string): string | Uint8Array {
 
 beforeAll(async () => {
   process.on("uncaughtException", onUncaught);
-  server = http2.createServer();
-  server.on("stream", (stream, headers) => {
-    const exchange = new Http2Exchange(stream, headers);
-    stream.resume();
-    stream.once("end", () => {
-      exchange.respond(200, { "content-type": "text/plain" }, bodyFor(String(headers[":path"])));
+  server = net.createServer((socket) => {
+    new Http2Connection(socket, {
+      maxConcurrentStreams: 100,
+      maxHeaderListBytes: 16_384,
+      maxHeaderFields: 256,
+      connectionWindowBytes: 1 << 20,
+      idleTimeoutMs: 60_000,
+      onStream: (stream) => {
+        stream.read({
+          data: () => {},
+          end: () => stream.respond(200, { "content-type": "text/plain" }, bodyFor(stream.target)),
+          fail: () => {},
+        });
+      },
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -67,7 +74,7 @@ function request(session: http2.ClientHttp2Session, path: string): Promise<Answe
   });
 }
 
-describe("Http2Exchange.respond without trailers", () => {
+describe("Http2ServerStream.respond without trailers", () => {
   // 0 bytes, one DATA frame, several frames within the default 64 KiB
   // window, and more than the window (the write completes only after the
   // client's WINDOW_UPDATEs).
