@@ -119,11 +119,6 @@ export class Http2Connection implements StreamConnection {
     }
   }
 
-  /** Streams still open. */
-  get activeStreams(): number {
-    return this.openStreams;
-  }
-
   /** Graceful close: GOAWAY, no new streams, the socket ends once the open ones are done. */
   close(): void {
     if (this.goingAway || this.closed) return;
@@ -266,8 +261,10 @@ export class Http2Connection implements StreamConnection {
       return;
     }
     stream.receivedBytes += body.length;
-    if (length > body.length) this.bodyConsumed(stream, length - body.length);
-    if (body.length > 0) stream.receive(body);
+    // Padding, and the rest of a body sent after the answer, are taken at once: nobody reads them.
+    const unread = stream.localEnded ? length : length - body.length;
+    if (unread > 0) this.bodyConsumed(stream, unread);
+    if (body.length > 0 && !stream.localEnded) stream.receive(body);
     if (flags & Flag.END_STREAM) this.remoteEnd(stream);
   }
 

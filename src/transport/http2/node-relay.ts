@@ -39,16 +39,29 @@ export class NodeHttp2Relay {
       end: () => request.end(),
       fail: () => request.close(http2.constants.NGHTTP2_CANCEL),
     });
-    // node emits a response's headers and trailers a tick after they arrive,
-    // its body as it arrives: the body is read only once the headers are
-    // relayed, and the stream ends on 'close', which comes after both.
+    // node emits a response's headers and trailers on the tick after they
+    // arrive, its body as it arrives: the body is read only once the headers
+    // are relayed, and the stream ends an immediate after the body's end, once
+    // the trailers are surely in.
+    const answered = () => {
+      // Answered before the client sent all of its request: it need not send the rest.
+      if (!stream.remoteEnded) stream.closeAfterAnswer();
+    };
+    const done = () => {
+      // node's side may still wait for body bytes nobody will read.
+      if (!request.closed) request.close(http2.constants.NGHTTP2_NO_ERROR);
+    };
     request.pause();
     request.on("response", (headers: IncomingHttpHeaders, flags: number) => {
       const { ":status": status, ...fields } = headers;
       // A response that is headers alone (gRPC's trailers-only) stays one HEADERS frame.
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      if (endStream) answered();
       stream.sendHeaders(Number(status), fields as OutgoingHttpHeaders, endStream);
-      if (endStream) return;
+      if (endStream) {
+        done();
+        return;
+      }
       request.on("data", (chunk: Buffer) => stream.sendData(chunk, false));
       request.resume();
     });
@@ -59,14 +72,16 @@ export class NodeHttp2Relay {
     let ended = false;
     request.on("end", () => {
       ended = true;
+      setImmediate(() => {
+        if (stream.localEnded) return;
+        answered();
+        if (trailers !== undefined) stream.sendTrailers(trailers);
+        else stream.sendData(EMPTY, true);
+        done();
+      });
     });
     request.on("close", () => {
-      if (stream.localEnded) return;
-      // Answered before the client sent all of its request: it need not send the rest.
-      if (!stream.remoteEnded) stream.closeAfterAnswer();
-      if (!ended) stream.reset(request.rstCode || ErrorCode.CANCEL);
-      else if (trailers !== undefined) stream.sendTrailers(trailers);
-      else stream.sendData(EMPTY, true);
+      if (!ended && !stream.localEnded) stream.reset(request.rstCode || ErrorCode.CANCEL);
     });
   }
 

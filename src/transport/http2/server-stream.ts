@@ -13,7 +13,8 @@ export interface StreamConnection {
   bodyConsumed(stream: Http2ServerStream, bytes: number): void;
 }
 
-interface BodyReader {
+/** Who takes a stream's body, as it arrives. */
+export interface BodyReader {
   data(chunk: Buffer): void;
   end(): void;
   fail(error: Error): void;
@@ -107,7 +108,7 @@ export class Http2ServerStream implements Exchange {
     if (!this.headersSent) this.controller?.abort(new Error("the client cancelled the call"));
   }
 
-  /** True once the answer is complete and the stream should be reset rather than read further. */
+  /** Set by closeAfterAnswer: once answered, the stream is reset rather than read further. */
   get wantsResetAfterAnswer(): boolean {
     return this.resetAfterAnswer;
   }
@@ -237,7 +238,6 @@ const EMPTY = new Uint8Array(0);
 function responseFields(status: number, headers: OutgoingHttpHeaders): string[] {
   return headerFields(headers, [":status", String(status)]);
 }
-
 
 /** Appends `headers` to `fields`, names lowercased, repeated values as repeated fields. */
 export function headerFields(headers: OutgoingHttpHeaders, fields: string[]): string[] {
