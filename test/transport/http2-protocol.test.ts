@@ -470,6 +470,63 @@ function parseFrames(bytes: Buffer): Frame[] {
   return out;
 }
 
+describe("kmsd's HTTP/2: flow control of answers", () => {
+  it("tells a writer to wait while more than 1 MiB waits for the client's window, and when it may go on", async () => {
+    const [clientSide, serverSide] = duplexPair();
+    const streams: Http2ServerStream[] = [];
+    new Http2Connection(serverSide, {
+      maxConcurrentStreams: 10,
+      maxHeaderListBytes: 8192,
+      maxHeaderFields: 100,
+      connectionWindowBytes: 1 << 20,
+      idleTimeoutMs: 60_000,
+      onStream: (stream) => streams.push(stream),
+    });
+    const received: Buffer[] = [];
+    clientSide.on("data", (chunk: Buffer) => received.push(chunk));
+    const dataBytes = () =>
+      parseFrames(Buffer.concat(received))
+        .filter((f) => f.type === FrameType.DATA)
+        .reduce((sum, f) => sum + f.payload.length, 0);
+    // The client opens no window for answers.
+    clientSide.write(
+      Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settingsFrame([[0x4, 0]])]),
+    );
+    clientSide.write(
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block(GET_HEALTHZ)),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    const stream = streams[0] as Http2ServerStream;
+    stream.sendHeaders(200, {}, false);
+    expect(stream.sendData(Buffer.alloc(600_000), false)).toBe(true);
+    expect(stream.sendData(Buffer.alloc(600_000), false)).toBe(false);
+    let drained = false;
+    stream.onceDrained(() => {
+      drained = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ drained, sent: dataBytes() }).toEqual({ drained: false, sent: 0 });
+    // Windows for 1,000,000 bytes: still 200,000 waiting.
+    clientSide.write(
+      Buffer.concat([
+        integerFrame(FrameType.WINDOW_UPDATE, 0, 1_000_000),
+        integerFrame(FrameType.WINDOW_UPDATE, 1, 1_000_000),
+      ]),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ drained, sent: dataBytes() }).toEqual({ drained: false, sent: 1_000_000 });
+    clientSide.write(
+      Buffer.concat([
+        integerFrame(FrameType.WINDOW_UPDATE, 0, 200_000),
+        integerFrame(FrameType.WINDOW_UPDATE, 1, 200_000),
+      ]),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ drained, sent: dataBytes() }).toEqual({ drained: true, sent: 1_200_000 });
+    clientSide.destroy();
+  });
+});
+
 describe("kmsd's HTTP/2: arbitrary frames", () => {
   it("answers any sequence of frames without a fault of its own (never INTERNAL_ERROR)", async () => {
     const frameArbitrary = fc.record({

@@ -494,6 +494,7 @@ export class Http2Connection implements StreamConnection {
   sendData(stream: Http2ServerStream, data: Uint8Array, endStream: boolean): void {
     if (stream.aborted || this.closed) return;
     stream.pending.push({ data, end: endStream });
+    stream.pendingBytes += data.length;
     this.flushStream(stream);
   }
 
@@ -542,6 +543,7 @@ export class Http2Connection implements StreamConnection {
       );
       stream.sendWindow -= sent;
       this.sendWindow -= sent;
+      stream.pendingBytes -= sent;
       if (last) pending.shift();
       else item.data = item.data.subarray(sent);
       if (ends) {
@@ -550,6 +552,7 @@ export class Http2Connection implements StreamConnection {
       }
     }
     this.blocked.delete(stream);
+    stream.drained();
     const trailers = stream.pendingTrailers;
     if (trailers !== undefined) {
       stream.pendingTrailers = undefined;

@@ -62,7 +62,12 @@ export class NodeHttp2Relay {
         done();
         return;
       }
-      request.on("data", (chunk: Buffer) => stream.sendData(chunk, false));
+      // A client that does not read holds node's side back, not kmsd's memory.
+      request.on("data", (chunk: Buffer) => {
+        if (stream.sendData(chunk, false)) return;
+        request.pause();
+        stream.onceDrained(() => request.resume());
+      });
       request.resume();
     });
     let trailers: OutgoingHttpHeaders | undefined;

@@ -30,6 +30,10 @@ export class Http2ServerStream implements Exchange {
   receiveWindow: number;
   /** Frames waiting for send window: data, then, once it is all out, the end. */
   readonly pending: { data: Uint8Array; end: boolean }[] = [];
+  /** Bytes of `pending` not sent yet. */
+  pendingBytes = 0;
+  /** Called once `pending` is empty (see sendData's result). */
+  private drainWaiter: (() => void) | undefined;
   /** The trailers' fields, sent once pending data is out. */
   pendingTrailers: string[] | undefined;
   /** Set once the client sent END_STREAM (or the stream was reset). */
@@ -103,7 +107,9 @@ export class Http2ServerStream implements Exchange {
     this.remoteEnded = true;
     this.localEnded = true;
     this.pending.length = 0;
+    this.pendingBytes = 0;
     this.pendingTrailers = undefined;
+    this.drained();
     this.reader?.fail(new Error("client aborted the request"));
     if (!this.headersSent) this.controller?.abort(new Error("the client cancelled the call"));
   }
@@ -173,11 +179,29 @@ export class Http2ServerStream implements Exchange {
     if (endStream) this.answered();
   }
 
-  /** Sends body bytes; `end` ends the stream unless trailers are to follow. */
-  sendData(data: Uint8Array, end: boolean): void {
-    if (this.aborted || this.localEnded) return;
+  /**
+   * Sends body bytes; `end` ends the stream unless trailers are to follow.
+   * False when more than PENDING_HIGH_WATER_BYTES wait for the client's
+   * window: the writer should wait for onceDrained, as with a node stream.
+   */
+  sendData(data: Uint8Array, end: boolean): boolean {
+    if (this.aborted || this.localEnded) return true;
     this.connection.sendData(this, data, end);
     if (end) this.answered();
+    return this.pendingBytes <= PENDING_HIGH_WATER_BYTES;
+  }
+
+  /** Calls `callback` once everything sent so far has left for the client (or the stream is gone). */
+  onceDrained(callback: () => void): void {
+    if (this.pendingBytes === 0 || this.aborted) callback();
+    else this.drainWaiter = callback;
+  }
+
+  /** The connection sent the last pending bytes. */
+  drained(): void {
+    const waiter = this.drainWaiter;
+    this.drainWaiter = undefined;
+    waiter?.();
   }
 
   /** Ends the stream with trailers, after any data still waiting. */
@@ -233,6 +257,8 @@ export class Http2ServerStream implements Exchange {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Unsent body bytes a stream holds before its writer is told to wait. */
+const PENDING_HIGH_WATER_BYTES = 1024 * 1024;
 
 /** `:status` and `headers` as a header block's fields. */
 function responseFields(status: number, headers: OutgoingHttpHeaders): string[] {
