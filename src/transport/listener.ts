@@ -32,10 +32,9 @@ export interface ListenerOptions {
   /**
    * HTTP/2 streams kmsd serves itself, on its own HTTP/2 connections (see
    * http2/connection.ts): `take` returns false for those node's http2
-   * server should serve (they are relayed to it). Without it, node's http2
-   * server takes every HTTP/2 connection.
+   * server should serve (they are relayed to it).
    */
-  readonly http2?: { readonly take: (stream: Http2ServerStream) => boolean };
+  readonly http2: { readonly take: (stream: Http2ServerStream) => boolean };
   /** Largest header block, in bytes (HTTP/1.1: 431; HTTP/2: the stream is refused). */
   readonly maxHeaderBytes: number;
   /** HTTP/2 streams one connection may have open at once (advertised in SETTINGS). */
@@ -68,13 +67,15 @@ const KEEP_ALIVE_MS = 65_000;
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
 
 /**
- * One port for HTTP/2 and HTTP/1.1, handing each connection to the server
- * that speaks its protocol (the same two servers either way, so everything
- * behind them works alike in plaintext and TLS):
- * - plaintext: node's http2 server cannot fall back to HTTP/1.1
- *   (allowHTTP1 only works with TLS), so each new connection's first bytes
- *   are read here: h2c with prior knowledge (gRPC) starts with the HTTP/2
- *   preface, HTTP/1.1 never does;
+ * One port for HTTP/2 and HTTP/1.1, handing each connection to what speaks
+ * its protocol (the same either way, so everything behind works alike in
+ * plaintext and TLS): HTTP/2 to kmsd's own connections (which relay what
+ * they do not serve to node's http2 server), HTTP/1.1 to kmsd's own
+ * connection handling (which hands connections it does not serve to
+ * node's http server). How a connection's protocol is told:
+ * - plaintext: each new connection's first bytes are read here: h2c with
+ *   prior knowledge (gRPC) starts with the HTTP/2 preface, HTTP/1.1 never
+ *   does;
  * - TLS: ALPN decides, "h2" or "http/1.1" (also for clients that offer no
  *   ALPN at all).
  */
@@ -127,11 +128,7 @@ export function createListener(options: ListenerOptions): Listener {
   };
   const http2Connections = new Set<Http2Connection>();
   const acceptHttp2 = (socket: net.Socket) => {
-    const take = options.http2?.take;
-    if (take === undefined) {
-      http2Server.emit("connection", socket);
-      return;
-    }
+    const { take } = options.http2;
     let relay: NodeHttp2Relay | undefined;
     const connection = new Http2Connection(socket, {
       maxConcurrentStreams: options.maxConcurrentStreams,
