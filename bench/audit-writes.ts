@@ -6,7 +6,7 @@
  * subject to the load generator's or the machine's swings between runs the
  * way an audit-on-versus-off comparison of two servers is.
  */
-import { parseMetrics, sampleValue } from "../test/support/metrics-text.js";
+import { parseMetrics, type Sample, sampleValue } from "../test/support/metrics-text.js";
 
 export interface AuditWrites {
   readonly records: number;
@@ -14,10 +14,15 @@ export interface AuditWrites {
   readonly seconds: number;
 }
 
-export async function auditWrites(port: number): Promise<AuditWrites> {
+/** The server's metrics, as samples. */
+export async function readMetrics(port: number): Promise<Sample[]> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`);
   if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
-  const samples = parseMetrics(await response.text());
+  return parseMetrics(await response.text());
+}
+
+export async function auditWrites(port: number): Promise<AuditWrites> {
+  const samples = await readMetrics(port);
   const append = { operation: "appendAudit" };
   return {
     records: sampleValue(samples, "kmsd_audit_records_written_total") ?? 0,

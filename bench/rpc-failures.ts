@@ -3,13 +3,11 @@
  * counts a gRPC error as a success (HTTP 200, the status is in the
  * trailers), so the harness asks the server too.
  */
-import { parseMetrics } from "../test/support/metrics-text.js";
+import { readMetrics } from "./audit-writes.js";
 
 /** Every RPC kmsd has answered with a code other than OK, all protocols together. */
 export async function failedRpcs(port: number): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
-  return parseMetrics(await response.text())
+  return (await readMetrics(port))
     .filter((sample) => sample.name === "kmsd_rpc_requests_total" && sample.labels.code !== "OK")
     .reduce((sum, sample) => sum + sample.value, 0);
 }

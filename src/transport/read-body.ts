@@ -38,44 +38,76 @@ export function readBody(request: NodeRequest, limits: BodyLimits): Promise<Buff
   return readStream(request, limits, request.headers["content-length"]);
 }
 
-/** readBody for any readable (an HTTP/2 stream), given its content-length header. */
+/** readBody for any readable, given its content-length header. */
 export function readStream(
   request: Readable,
   limits: BodyLimits,
   contentLength: string | undefined,
+): Promise<Buffer> {
+  return collectBody(limits, contentLength, (reader) => {
+    const onAborted = () => reader.fail(new Error("client aborted the request"));
+    request.on("data", reader.data);
+    request.on("end", reader.end);
+    request.on("error", reader.fail);
+    request.on("aborted", onAborted);
+    return (failed) => {
+      request.off("data", reader.data);
+      request.off("end", reader.end);
+      request.off("error", reader.fail);
+      request.off("aborted", onAborted);
+      if (failed) request.pause();
+    };
+  });
+}
+
+/** Who takes a body, as it arrives. */
+export interface BodyReader {
+  readonly data: (chunk: Buffer) => void;
+  readonly end: () => void;
+  readonly fail: (error: Error) => void;
+}
+
+/**
+ * A body read within its limits, from whatever hands it over: `subscribe`
+ * starts giving `reader` the body and returns what stops it (told whether
+ * the read failed). A body announced or found to be larger fails with
+ * BodyTooLargeError as soon as that is known; one that takes longer than
+ * the timeout fails with SlowClientError.
+ */
+export function collectBody(
+  limits: BodyLimits,
+  contentLength: string | undefined,
+  subscribe: (reader: BodyReader) => (failed: boolean) => void,
 ): Promise<Buffer> {
   const limit = limits.maxBytes;
   if (Number(contentLength) > limit) return Promise.reject(new BodyTooLargeError(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const fail = (error: Error) => {
-      cleanup();
-      request.pause();
-      reject(error);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) fail(new BodyTooLargeError(limit));
-      else chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(joinChunks(chunks));
-    };
-    const onAborted = () => fail(new Error("client aborted the request"));
-    const timer = setTimeout(() => fail(new SlowClientError(limits.timeoutMs)), limits.timeoutMs);
-    const cleanup = () => {
+    let settled: Error | null | undefined;
+    let stop: ((failed: boolean) => void) | undefined;
+    const settle = (error: Error | null) => {
+      if (settled !== undefined) return;
+      settled = error;
       clearTimeout(timer);
-      request.off("data", onData);
-      request.off("end", onEnd);
-      request.off("error", fail);
-      request.off("aborted", onAborted);
+      stop?.(error !== null);
+      if (error === null) resolve(joinChunks(chunks));
+      else reject(error);
     };
-    request.on("data", onData);
-    request.on("end", onEnd);
-    request.on("error", fail);
-    request.on("aborted", onAborted);
+    const timer = setTimeout(() => settle(new SlowClientError(limits.timeoutMs)), limits.timeoutMs);
+    const unsubscribe = subscribe({
+      data: (chunk) => {
+        if (settled !== undefined) return;
+        size += chunk.length;
+        if (size > limit) settle(new BodyTooLargeError(limit));
+        else chunks.push(chunk);
+      },
+      end: () => settle(null),
+      fail: settle,
+    });
+    // A source that had the whole body at hand settled before it could be stopped.
+    if (settled === undefined) stop = unsubscribe;
+    else unsubscribe(settled !== null);
   });
 }
 

@@ -2,7 +2,10 @@ import http2 from "node:http2";
 import net from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Http2Connection } from "../../src/transport/http2/connection.js";
+import {
+  Http2Connection,
+  type Http2ConnectionOptions,
+} from "../../src/transport/http2/connection.js";
 import { duplexPair } from "../../src/transport/http2/duplex-pair.js";
 import {
   ErrorCode,
@@ -405,23 +408,9 @@ describe("kmsd's HTTP/2: streams relayed to node's http2 server", () => {
 
 describe("kmsd's HTTP/2: flow control of request bodies", () => {
   it("gives a stream's window back as its body is read or after it is answered, and resets a stream sent beyond it", async () => {
-    const [clientSide, serverSide] = duplexPair();
     const streams: Http2ServerStream[] = [];
-    new Http2Connection(serverSide, {
-      maxConcurrentStreams: 10,
-      maxHeaderListBytes: 8192,
-      maxHeaderFields: 100,
-      connectionWindowBytes: 1 << 20,
-      idleTimeoutMs: 60_000,
-      onStream: (stream) => streams.push(stream),
-    });
-    const received: Buffer[] = [];
-    clientSide.on("data", (chunk: Buffer) => received.push(chunk));
-    const frames = () => parseFrames(Buffer.concat(received));
+    const { client: clientSide, frames } = connectInMemory((stream) => streams.push(stream));
     const data = (id: number, bytes: number) => frame(FrameType.DATA, 0, id, Buffer.alloc(bytes));
-    clientSide.write(
-      Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settingsFrame([])]),
-    );
     // Stream 1 is read as it arrives: 100,000 bytes pass its 65,535-byte window.
     clientSide.write(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block(POST_REST)));
     await new Promise((resolve) => setImmediate(resolve));
@@ -455,6 +444,32 @@ describe("kmsd's HTTP/2: flow control of request bodies", () => {
   });
 });
 
+/**
+ * An Http2Connection on an in-memory pair, its client past the preface and
+ * `settings`; `frames()` is what the server has sent so far.
+ */
+function connectInMemory(
+  onStream: (stream: Http2ServerStream) => void,
+  settings = settingsFrame([]),
+  limits: Partial<Omit<Http2ConnectionOptions, "onStream">> = {},
+) {
+  const [client, serverSide] = duplexPair();
+  const connection = new Http2Connection(serverSide, {
+    maxConcurrentStreams: 10,
+    maxHeaderListBytes: 8192,
+    maxHeaderFields: 100,
+    connectionWindowBytes: 1 << 20,
+    idleTimeoutMs: 60_000,
+    ...limits,
+    onStream,
+  });
+  const received: Buffer[] = [];
+  client.on("data", (chunk: Buffer) => received.push(chunk));
+  client.on("error", () => {});
+  client.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settings]));
+  return { client, connection, frames: () => parseFrames(Buffer.concat(received)) };
+}
+
 function parseFrames(bytes: Buffer): Frame[] {
   const out: Frame[] = [];
   for (let at = 0; at + 9 <= bytes.length; ) {
@@ -472,26 +487,16 @@ function parseFrames(bytes: Buffer): Frame[] {
 
 describe("kmsd's HTTP/2: flow control of answers", () => {
   it("tells a writer to wait while more than 1 MiB waits for the client's window, and when it may go on", async () => {
-    const [clientSide, serverSide] = duplexPair();
     const streams: Http2ServerStream[] = [];
-    new Http2Connection(serverSide, {
-      maxConcurrentStreams: 10,
-      maxHeaderListBytes: 8192,
-      maxHeaderFields: 100,
-      connectionWindowBytes: 1 << 20,
-      idleTimeoutMs: 60_000,
-      onStream: (stream) => streams.push(stream),
-    });
-    const received: Buffer[] = [];
-    clientSide.on("data", (chunk: Buffer) => received.push(chunk));
+    // The client opens no window for answers.
+    const { client: clientSide, frames } = connectInMemory(
+      (stream) => streams.push(stream),
+      settingsFrame([[0x4, 0]]),
+    );
     const dataBytes = () =>
-      parseFrames(Buffer.concat(received))
+      frames()
         .filter((f) => f.type === FrameType.DATA)
         .reduce((sum, f) => sum + f.payload.length, 0);
-    // The client opens no window for answers.
-    clientSide.write(
-      Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settingsFrame([[0x4, 0]])]),
-    );
     clientSide.write(
       frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block(GET_HEALTHZ)),
     );
@@ -541,33 +546,25 @@ describe("kmsd's HTTP/2: arbitrary frames", () => {
     });
     await fc.assert(
       fc.asyncProperty(fc.array(frameArbitrary, { maxLength: 30 }), async (frames) => {
-        const [clientSide, serverSide] = duplexPair();
-        const connection = new Http2Connection(serverSide, {
-          maxConcurrentStreams: 4,
-          maxHeaderListBytes: 4096,
-          maxHeaderFields: 50,
-          connectionWindowBytes: 1 << 20,
-          idleTimeoutMs: 60_000,
-          onStream: (stream) =>
+        const {
+          client,
+          connection,
+          frames: sent,
+        } = connectInMemory(
+          (stream) =>
             stream.read({
               data: () => {},
               end: () =>
                 stream.respond(200, { "content-type": "text/plain" }, "ok", { "grpc-status": "0" }),
               fail: () => {},
             }),
-        });
-        const received: Buffer[] = [];
-        clientSide.on("data", (chunk: Buffer) => received.push(chunk));
-        clientSide.on("error", () => {});
-        clientSide.write(
-          Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settingsFrame([])]),
+          settingsFrame([]),
+          { maxConcurrentStreams: 4, maxHeaderListBytes: 4096, maxHeaderFields: 50 },
         );
-        for (const f of frames) clientSide.write(frame(f.type, f.flags, f.id, f.payload));
+        for (const f of frames) client.write(frame(f.type, f.flags, f.id, f.payload));
         await new Promise((resolve) => setImmediate(resolve));
         await new Promise((resolve) => setImmediate(resolve));
-        const goAways = parseFrames(Buffer.concat(received)).filter(
-          (f) => f.type === FrameType.GOAWAY,
-        );
+        const goAways = sent().filter((f) => f.type === FrameType.GOAWAY);
         for (const goAway of goAways)
           expect(goAway.payload.readUInt32BE(4)).not.toBe(ErrorCode.INTERNAL_ERROR);
         connection.destroy();

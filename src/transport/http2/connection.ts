@@ -500,6 +500,12 @@ export class Http2Connection implements StreamConnection {
     this.flushStream(stream);
   }
 
+  sendTrailers(stream: Http2ServerStream, fields: string[]): void {
+    if (stream.aborted || this.closed) return;
+    stream.pendingTrailers = fields;
+    this.flushStream(stream);
+  }
+
   sendReset(stream: Http2ServerStream, code: number): void {
     if (stream.aborted) return;
     this.resetId(stream.id, code);

@@ -205,7 +205,7 @@ function literalBound(name: string, value: string): number {
   return 11 + name.length + value.length;
 }
 
-/** A block's fields, or `:status` with its code first: the most `encodeHeaderBlock` writes for them. */
+/** The most bytes `encodeHeaderBlock` writes for `fields`. */
 export function headerBlockBound(fields: readonly string[]): number {
   let bound = 0;
   for (let i = 0; i < fields.length; i += 2) {

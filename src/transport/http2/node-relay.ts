@@ -21,7 +21,7 @@ export class NodeHttp2Relay {
     const session = this.openSession();
     let request: http2.ClientHttp2Stream;
     try {
-      request = session.request(requestHeaders(stream.fields), { endStream: false });
+      request = session.request(forwardedHeaders(stream.fields), { endStream: false });
     } catch {
       stream.reset(ErrorCode.INTERNAL_ERROR);
       return;
@@ -115,7 +115,7 @@ const EMPTY = new Uint8Array(0);
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
 /** The request's header block as node's client takes it: repeats as lists. */
-function requestHeaders(fields: readonly string[]): OutgoingHttpHeaders {
+function forwardedHeaders(fields: readonly string[]): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i] as string;

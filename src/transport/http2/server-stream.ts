@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import { type BodyLimits, BodyTooLargeError, joinChunks, SlowClientError } from "../read-body.js";
+import { type BodyLimits, type BodyReader, collectBody } from "../read-body.js";
 import type { Exchange } from "../rpc/exchange.js";
 import { ErrorCode } from "./frames.js";
 import { FORBIDDEN_IN_VALUE } from "./request-headers.js";
@@ -8,16 +8,11 @@ import { FORBIDDEN_IN_VALUE } from "./request-headers.js";
 export interface StreamConnection {
   sendHeaders(stream: Http2ServerStream, fields: string[], endStream: boolean): void;
   sendData(stream: Http2ServerStream, data: Uint8Array, endStream: boolean): void;
+  /** Ends the stream with trailers, once the data before them is out. */
+  sendTrailers(stream: Http2ServerStream, fields: string[]): void;
   sendReset(stream: Http2ServerStream, code: number): void;
   /** The stream's reader took `bytes` of its body: the client may send that much more. */
   bodyConsumed(stream: Http2ServerStream, bytes: number): void;
-}
-
-/** Who takes a stream's body, as it arrives. */
-export interface BodyReader {
-  data(chunk: Buffer): void;
-  end(): void;
-  fail(error: Error): void;
 }
 
 /** A client-initiated stream of kmsd's own HTTP/2 connections, as the fast paths' Exchange. */
@@ -137,35 +132,10 @@ export class Http2ServerStream implements Exchange {
   }
 
   readBody(limits: BodyLimits): Promise<Buffer> {
-    const limit = limits.maxBytes;
-    if (Number(this.headers["content-length"]) > limit) {
-      return Promise.reject(new BodyTooLargeError(limit));
-    }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let settled = false;
-      const settle = (error: Error | undefined) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error === undefined) resolve(joinChunks(chunks));
-        else reject(error);
-      };
-      const timer = setTimeout(
-        () => settle(new SlowClientError(limits.timeoutMs)),
-        limits.timeoutMs,
-      );
-      this.read({
-        data: (chunk) => {
-          if (settled) return;
-          size += chunk.length;
-          if (size > limit) settle(new BodyTooLargeError(limit));
-          else chunks.push(chunk);
-        },
-        end: () => settle(undefined),
-        fail: settle,
-      });
+    return collectBody(limits, this.headers["content-length"], (reader) => {
+      this.read(reader);
+      // What arrives later is still taken (and its window given back), and dropped.
+      return () => {};
     });
   }
 
@@ -207,8 +177,7 @@ export class Http2ServerStream implements Exchange {
   /** Ends the stream with trailers, after any data still waiting. */
   sendTrailers(trailers: OutgoingHttpHeaders): void {
     if (this.aborted || this.localEnded) return;
-    this.pendingTrailers = headerFields(trailers, []);
-    this.connection.sendData(this, EMPTY, false);
+    this.connection.sendTrailers(this, headerFields(trailers, []));
     this.answered();
   }
 
@@ -256,7 +225,6 @@ export class Http2ServerStream implements Exchange {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 /** Unsent body bytes a stream holds before its writer is told to wait. */
 const PENDING_HIGH_WATER_BYTES = 1024 * 1024;
 
