@@ -78,9 +78,13 @@ async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<num
   } finally {
     await core.close();
   }
-  // Each worker accepts connections itself: with round-robin the primary
-  // would accept every connection and pass it on, costing CPU of its own.
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // The primary accepts and hands each connection to a worker that has taken
+  // the one before (node's round-robin). With the workers accepting on the
+  // shared socket themselves, the kernel at times gave one worker a whole
+  // burst of connections (all 32 of a benchmark's) and left the other idle;
+  // the primary's hand-off costs it an accept per connection, not per request
+  // (docs/benchmarks.md#workers-connections-handed-out-by-the-primary).
+  cluster.schedulingPolicy = cluster.SCHED_RR;
   let stopping = false;
   // A worker that dies before it ever served (a bad setting, a port in use)
   // would die again: give up instead of restarting it forever.
