@@ -22,13 +22,20 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
+/** Resolves with the `count`th line matching `pattern` (a pattern without the g flag). */
+function waitForLine(
+  child: ChildProcess,
+  pattern: RegExp,
+  what: string,
+  count = 1,
+): Promise<RegExpExecArray> {
+  const every = new RegExp(pattern.source, `${pattern.flags}g`);
   return new Promise((resolve, reject) => {
     let seen = "";
     const onData = (chunk: Buffer) => {
       seen += chunk.toString();
-      const match = pattern.exec(seen);
-      if (match !== null) {
+      const match = [...seen.matchAll(every)][count - 1];
+      if (match !== undefined) {
         child.stdout?.off("data", onData);
         child.stderr?.off("data", onData);
         resolve(match);
@@ -99,6 +106,23 @@ export async function startKmsd(options: {
    */
   outputFile?: string;
 }): Promise<Running> {
+  const args = [
+    "serve",
+    "--port",
+    String(options.port),
+    "--data-dir",
+    options.dataDir,
+    // info: the "kmsd serving" line is how the harness knows it is up;
+    // successful requests are logged at debug, so the log stays quiet.
+    "--log-level",
+    "info",
+    "--workers",
+    "1",
+    // Benchmarks measure capacity: the per-project rate limit would cap it.
+    "--rate-limit-per-second",
+    "0",
+    ...(options.args ?? []),
+  ];
   const child = spawn(
     options.pin[0] ?? process.execPath,
     [
@@ -106,21 +130,7 @@ export async function startKmsd(options: {
       ...(options.pin.length > 0 ? [process.execPath] : []),
       ...(options.nodeArgs ?? []),
       path.join(options.root ?? ROOT, "bin/kmsd.js"),
-      "serve",
-      "--port",
-      String(options.port),
-      "--data-dir",
-      options.dataDir,
-      // info: the "kmsd serving" line is how the harness knows it is up;
-      // successful requests are logged at debug, so the log stays quiet.
-      "--log-level",
-      "info",
-      "--workers",
-      "1",
-      // Benchmarks measure capacity: the per-project rate limit would cap it.
-      "--rate-limit-per-second",
-      "0",
-      ...(options.args ?? []),
+      ...args,
     ],
     { env: { ...process.env, KMSD_ROOT_KEY: options.rootKey }, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -129,7 +139,10 @@ export async function startKmsd(options: {
     child.stdout?.pipe(output);
     child.stderr?.pipe(output);
   }
-  await waitForLine(child, /kmsd serving/, "kmsd");
+  // With --workers N, each worker logs it once it listens: a load started
+  // before the last one does would be spread over the others only.
+  const workersAt = args.lastIndexOf("--workers");
+  await waitForLine(child, /kmsd serving/, "kmsd", Number(args[workersAt + 1]));
   return running(child, options.port);
 }
 

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,7 +11,7 @@ import { type ReadyServer, spawnReadyServer } from "../support/serve-process.js"
  * says about who holds each connection: the workers' open sockets, read
  * from /proc, matched to the client's ports.
  */
-const CONNECTIONS = 32;
+const CONNECTIONS = 16;
 
 /** The processes whose parent is `pid`. */
 function childPids(pid: number): number[] {
@@ -78,6 +78,13 @@ describe.runIf(process.platform === "linux")("kmsd serve --workers 2", () => {
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), "kmsd-workers-"));
     server = await spawnReadyServer(dataDir, ["--workers", "2"]);
+    // /readyz answers once one worker serves; the tests need both.
+    const serving = () => server.process.stderr().split('"msg":"kmsd serving"').length - 1;
+    const deadline = Date.now() + 30_000;
+    while (serving() < 2) {
+      if (Date.now() > deadline) throw new Error(`one worker only:\n${server.process.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }, 60_000);
 
   afterAll(async () => {
@@ -85,18 +92,21 @@ describe.runIf(process.platform === "linux")("kmsd serve --workers 2", () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  // With each worker accepting on the shared socket itself, the kernel once
-  // gave one worker all 32 connections of the benchmark's burst, and the
-  // other worker idled (docs/benchmarks.md#workers-connections-handed-out-by-the-primary).
-  it("serves a burst of connections on every worker", async () => {
+  // With each worker accepting on the shared socket itself, the kernel chose
+  // which worker took a connection: at times one took all 32 of the
+  // benchmark's and the other idled
+  // (docs/benchmarks.md#workers-connections-handed-out-by-the-primary).
+  it("hands connections to the workers in turn", async () => {
     const pid = server.process.child.pid;
     if (pid === undefined) throw new Error("no pid");
     const workers = childPids(pid);
     expect(workers).toHaveLength(2);
 
-    const sockets = await Promise.all(
-      Array.from({ length: CONNECTIONS }, () => answeredConnection(server.port)),
-    );
+    // One after another, each answered before the next opens (a burst is
+    // spread by which worker takes connections faster, which a loaded
+    // machine decides).
+    const sockets: Socket[] = [];
+    for (let i = 0; i < CONNECTIONS; i++) sockets.push(await answeredConnection(server.port));
     try {
       const clientPorts = new Set(sockets.map((socket) => socket.localPort));
       const peers = peersByInode(server.port);
@@ -106,13 +116,23 @@ describe.runIf(process.platform === "linux")("kmsd serve --workers 2", () => {
           .filter((port) => port !== undefined && clientPorts.has(port));
         return ports.length;
       });
-      // Every connection is held by one worker, and each worker holds a
-      // share: the primary hands a new connection to a worker that has taken
-      // the one before (8 to 24 of 32 each over repeated runs here).
-      expect((held[0] ?? 0) + (held[1] ?? 0)).toBe(CONNECTIONS);
-      for (const count of held) expect(count).toBeGreaterThanOrEqual(CONNECTIONS / 8);
+      // Every connection is held by one worker, half by each: the primary
+      // hands a connection to the worker that has waited longest.
+      expect(held).toEqual([CONNECTIONS / 2, CONNECTIONS / 2]);
     } finally {
       for (const socket of sockets) socket.destroy();
     }
+  });
+
+  it("stops every worker, and itself with code 0, on SIGTERM", async () => {
+    const pid = server.process.child.pid;
+    if (pid === undefined) throw new Error("no pid");
+    const workers = childPids(pid);
+    expect(workers).toHaveLength(2);
+    await server.stop();
+    const finished = await server.process.finished;
+    expect({ code: finished.code, signal: finished.signal }).toEqual({ code: 0, signal: null });
+    expect(finished.stderr).toContain("shutting down the workers");
+    for (const worker of workers) expect(existsSync(`/proc/${worker}`)).toBe(false);
   });
 });

@@ -78,8 +78,8 @@ async function superviseWorkers(config: KmsdConfig, logger: Logger): Promise<num
   } finally {
     await core.close();
   }
-  // The primary accepts and hands each connection to a worker that has taken
-  // the one before (node's round-robin). With the workers accepting on the
+  // The primary accepts and hands each connection to the worker that has
+  // waited longest for one (node's round-robin). With the workers accepting on the
   // shared socket themselves, the kernel at times gave one worker a whole
   // burst of connections (all 32 of a benchmark's) and left the other idle;
   // the primary's hand-off costs it an accept per connection, not per request
