@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
-import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
 import { removeDir, startKmsd, tempDataDir } from "../support/kmsd.js";
 import { editAuditRecord, editAuditText, rewriteAuditRecords } from "../support/sqlite-audit.js";
 import {
@@ -52,10 +53,10 @@ function unkeyedSeal(prevSeal: string, rows: readonly { seq: number; record: str
 }
 
 /** A fresh copy of the trail's data directory, changed through SQLite by `tamper`. */
-async function tampered(tamper: (db: Database.Database) => void): Promise<string> {
+async function tampered(tamper: (db: BetterSqlite3.Database) => void): Promise<string> {
   const copy = await copyDataDir(dataDir);
   dirs.push(copy);
-  const db = new Database(path.join(copy, "kmsd.db"));
+  const db = new (sqliteDriver())(path.join(copy, "kmsd.db"));
   try {
     tamper(db);
   } finally {
@@ -134,7 +135,7 @@ describe("kmsd audit verify", () => {
     expect(stderr).toMatch(new RegExp(`breaks at record ${start}`));
   });
 
-  it.each<[string, (db: Database.Database) => void]>([
+  it.each<[string, (db: BetterSqlite3.Database) => void]>([
     [
       "latency",
       (db) =>

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ChainBreak, ChainVerifier, sealEntries } from "../../src/audit/chain.js";
 import { auditText } from "../../src/audit/record-text.js";
@@ -14,6 +14,7 @@ import type {
 } from "../../src/keystore/audit-types.js";
 import { type AuditAppendRow, packAuditRecords } from "../../src/keystore/sqlite/audit-appends.js";
 import { AuditTable } from "../../src/keystore/sqlite/audit-table.js";
+import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
 import { MIGRATIONS, migrate } from "../../src/keystore/sqlite/migrations.js";
 import { openSqliteStore, type SqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { withRawDb } from "../support/raw-sqlite.js";
@@ -157,7 +158,7 @@ interface V5Row {
   format: number;
 }
 
-function insertV5(db: Database.Database, rows: readonly V5Row[]): void {
+function insertV5(db: BetterSqlite3.Database, rows: readonly V5Row[]): void {
   const insert = db.prepare<[V5Row]>(
     `INSERT INTO audit_records (seq, time, time_bound, project_id, record, seal, format)
       VALUES (@seq, @time, @time_bound, @project_id, @record, @seal, @format)`,
@@ -166,7 +167,7 @@ function insertV5(db: Database.Database, rows: readonly V5Row[]): void {
 }
 
 /** What audit_records holds at version 5, as the store's records. */
-function readV5(db: Database.Database): StoredAuditRecord[] {
+function readV5(db: BetterSqlite3.Database): StoredAuditRecord[] {
   return db
     .prepare<[], V5Row>("SELECT * FROM audit_records ORDER BY seq")
     .all()
@@ -370,7 +371,7 @@ describe("SQLite audit trail stored one row per append", () => {
       const store = await openStore();
       const all = await appendBatches(store);
 
-      const db = new Database(store.path, { fileMustExist: true });
+      const db = new (sqliteDriver())(store.path, { fileMustExist: true });
       try {
         // The statements the store reads with: an AuditTable on this connection prepares them.
         const prepare = db.prepare.bind(db);
@@ -444,8 +445,8 @@ describe("SQLite audit trail stored one row per append", () => {
 
   describe("migration 6", () => {
     /** Builds the store file at schema version 5, running `fill` on it. */
-    function atVersion5(fill: (db: Database.Database) => void, from: 4 | 5 = 5): void {
-      const db = new Database(join(dir, "kmsd.db"));
+    function atVersion5(fill: (db: BetterSqlite3.Database) => void, from: 4 | 5 = 5): void {
+      const db = new (sqliteDriver())(join(dir, "kmsd.db"));
       try {
         db.pragma("journal_mode = WAL");
         migrate(db, MIGRATIONS.slice(0, 4));
@@ -580,7 +581,7 @@ describe("SQLite audit trail stored one row per append", () => {
      * sealed on from them (seqs 6-8, 9, 10-13). Returns the version 5 rows'
      * records.
      */
-    function sealedTrail(tamper: (db: Database.Database) => void = () => {}): {
+    function sealedTrail(tamper: (db: BetterSqlite3.Database) => void = () => {}): {
       before: StoredAuditRecord[];
       v5Break: ChainBreak | undefined;
     } {
@@ -650,7 +651,7 @@ describe("SQLite audit trail stored one row per append", () => {
       expect(verify(all)).toEqual({ broken: undefined, verified: 16 });
     });
 
-    const tampers: [string, (db: Database.Database) => void, ChainBreak][] = [
+    const tampers: [string, (db: BetterSqlite3.Database) => void, ChainBreak][] = [
       [
         "a changed text inside an append",
         (db) => {

@@ -2,8 +2,8 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
+import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
 import { retryWhileBusy } from "../../src/keystore/sqlite/sql.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -42,7 +42,7 @@ describe("opening a new SQLite store from several processes at once", () => {
 });
 
 describe("retryWhileBusy", () => {
-  const busy = () => new Database.SqliteError("database is locked", "SQLITE_BUSY");
+  const busy = () => new (sqliteDriver().SqliteError)("database is locked", "SQLITE_BUSY");
 
   it("runs the function again while SQLite answers SQLITE_BUSY", async () => {
     let calls = 0;
@@ -59,7 +59,7 @@ describe("retryWhileBusy", () => {
     let calls = 0;
     const failing = () => {
       calls++;
-      throw new Database.SqliteError("disk I/O error", "SQLITE_IOERR");
+      throw new (sqliteDriver().SqliteError)("disk I/O error", "SQLITE_IOERR");
     };
     await expect(retryWhileBusy(failing, 5000)).rejects.toThrow("disk I/O error");
     expect(calls).toBe(1);

@@ -4,8 +4,9 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
 import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
 import {
   connectionsForTesting,
@@ -74,7 +75,7 @@ function migrationRows(path: string): MigrationRow[] {
 }
 
 /** Writes a key as kmsd did at schema version 1, change row included. */
-function insertVersion1Key(db: Database.Database, key: KeyRecord): void {
+function insertVersion1Key(db: BetterSqlite3.Database, key: KeyRecord): void {
   db.prepare(
     `INSERT INTO keys (key_id, project_id, alias, description, key_spec, key_usage, origin,
       enterprise_project_id, state, created_at, deletion_at, primary_version)
@@ -94,7 +95,7 @@ function insertVersion1Key(db: Database.Database, key: KeyRecord): void {
 }
 
 /** Each index of the table, with its columns in order. */
-function indexColumns(db: Database.Database, table: string): Record<string, string[]> {
+function indexColumns(db: BetterSqlite3.Database, table: string): Record<string, string[]> {
   const indexes = db
     .prepare<[string], string>(
       "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
@@ -279,7 +280,7 @@ describe("SQLite key store", () => {
     it("2 upgrades a store created at 1, keeping its keys and marking their changes 'key'", async () => {
       const path = join(dir, "kmsd.db");
       const key = makeKey();
-      const db = new Database(path);
+      const db = new (sqliteDriver())(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 1))).toEqual([1]);
@@ -348,7 +349,7 @@ describe("SQLite key store", () => {
     it("3 upgrades a store created at 2: existing keys get rotation off, 365 days, never rotated", async () => {
       const path = join(dir, "kmsd.db");
       const key = makeKey({ primaryVersion: 1 });
-      const db = new Database(path);
+      const db = new (sqliteDriver())(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 2))).toEqual([1, 2]);
@@ -399,7 +400,7 @@ describe("SQLite key store", () => {
     it("4 indexes what each root key wraps, and a store created at 3 lists it", async () => {
       const path = join(dir, "kmsd.db");
       const key = makeKey();
-      const db = new Database(path);
+      const db = new (sqliteDriver())(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 3))).toEqual([1, 2, 3]);
@@ -434,7 +435,7 @@ describe("SQLite key store", () => {
     it("5 and 6 turn a trail written at 4 into format 1 records that verify, and appends seal on from them", async () => {
       const path = join(dir, "kmsd.db");
       const trail = formatOneTrail();
-      const db = new Database(path);
+      const db = new (sqliteDriver())(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 4))).toEqual([1, 2, 3, 4]);
@@ -478,7 +479,7 @@ describe("SQLite key store", () => {
     });
 
     it("roll back a failing migration entirely and keep the earlier ones", () => {
-      const db = new Database(join(dir, "scratch.db"));
+      const db = new (sqliteDriver())(join(dir, "scratch.db"));
       try {
         const broken = [
           ...MIGRATIONS,

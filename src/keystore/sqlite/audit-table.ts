@@ -1,4 +1,4 @@
-import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
 import {
   type AuditHeadRow,
   continuingRecords,
@@ -14,14 +14,15 @@ import type {
   StoredAuditRecord,
 } from "../audit-types.js";
 import { type AuditAppendRow, packAuditRecords, unpackAuditAppend } from "./audit-appends.js";
+import { sqliteDriver } from "./driver.js";
 import { writeTransaction } from "./sql.js";
 
 /**
  * Opens the connection audit appends go through. The store's main connection
  * must have opened (and migrated) the file first: this one only joins it.
  */
-export function openAuditConnection(path: string, busyTimeoutMs: number): Database.Database {
-  const db = new Database(path, { timeout: busyTimeoutMs, fileMustExist: true });
+export function openAuditConnection(path: string, busyTimeoutMs: number): BetterSqlite3.Database {
+  const db = new (sqliteDriver())(path, { timeout: busyTimeoutMs, fileMustExist: true });
   try {
     const mode = db.pragma("journal_mode", { simple: true });
     if (mode !== "wal") throw new Error(`${path}: expected WAL journal mode (got ${mode})`);
@@ -42,7 +43,7 @@ const APPEND_COLUMNS = "last_seq, first_seq, time_bound, format, records, seal";
 
 /** The audit trail in audit_appends (see audit-appends.ts), on its own connection (see openAuditConnection). */
 export class AuditTable {
-  readonly #db: Database.Database;
+  readonly #db: BetterSqlite3.Database;
   readonly #head;
   readonly #timeBoundAt;
   readonly #insertAppend;
@@ -51,7 +52,7 @@ export class AuditTable {
   readonly #projectRowsAfter;
   readonly #projectIndex;
 
-  constructor(db: Database.Database) {
+  constructor(db: BetterSqlite3.Database) {
     this.#db = db;
     this.#head = db.prepare<[], AuditHeadRow>(
       "SELECT last_seq AS seq, seal, time_bound FROM audit_appends ORDER BY last_seq DESC LIMIT 1",

@@ -1,5 +1,5 @@
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
+import { sqliteDriverPath } from "./driver.js";
 
 /**
  * Runs the WAL checkpoints of a SQLite file on a worker thread, on its own
@@ -46,7 +46,7 @@ export class BackgroundCheckpointer {
   }
 
   static start(path: string, intervalMs: number, busyTimeoutMs: number): BackgroundCheckpointer {
-    const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+    const driver = sqliteDriverPath();
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { driver, path, intervalMs, busyTimeoutMs },

@@ -1,11 +1,12 @@
-import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
+import { sqliteDriver } from "./driver.js";
 
 /**
  * Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up
  * front, so a read-modify-write never fails midway with SQLITE_BUSY_SNAPSHOT
  * (which busy_timeout does not retry) and never works from a stale read.
  */
-export function writeTransaction<T>(db: Database.Database, fn: () => T): T {
+export function writeTransaction<T>(db: BetterSqlite3.Database, fn: () => T): T {
   return db.transaction(fn).immediate();
 }
 
@@ -14,7 +15,7 @@ export function writeTransaction<T>(db: Database.Database, fn: () => T): T {
  * tells a primary key clash from another UNIQUE constraint on the same row.
  */
 export function isConstraintViolation(error: unknown, kind: "UNIQUE" | "PRIMARYKEY"): boolean {
-  return error instanceof Database.SqliteError && error.code === `SQLITE_CONSTRAINT_${kind}`;
+  return error instanceof sqliteDriver().SqliteError && error.code === `SQLITE_CONSTRAINT_${kind}`;
 }
 
 /**
@@ -31,7 +32,7 @@ export async function retryWhileBusy<T>(fn: () => T, timeoutMs: number): Promise
     try {
       return fn();
     } catch (error) {
-      const busy = error instanceof Database.SqliteError && error.code === "SQLITE_BUSY";
+      const busy = error instanceof sqliteDriver().SqliteError && error.code === "SQLITE_BUSY";
       if (!busy || Date.now() >= deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
     }

@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
 import type { CredentialRecord, CredentialState, TokenRecord } from "../access-types.js";
 import type {
   AuditBuild,
@@ -36,8 +36,8 @@ import { AccessTables } from "./access-tables.js";
 import { AuditTable, openAuditConnection } from "./audit-table.js";
 import { ChangeFeed } from "./change-feed.js";
 import { BackgroundCheckpointer, SAFETY_AUTOCHECKPOINT_PAGES } from "./checkpointer.js";
+import { sqliteDriver } from "./driver.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
-import { sqliteUnsupportedReason } from "./node-support.js";
 import { isConstraintViolation, retryWhileBusy, writeTransaction } from "./sql.js";
 
 export interface SqliteStoreOptions {
@@ -67,12 +67,12 @@ export type SqliteStore = Store & { readonly path: string };
 const BUSY_TIMEOUT_MS = 5000;
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
-  const unsupported = sqliteUnsupportedReason();
-  if (unsupported !== undefined) throw new Error(unsupported);
+  // Before anything touches the disk: on a Node.js without its driver, say so.
+  const Database = sqliteDriver();
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const path = join(options.dataDir, options.fileName ?? "kmsd.db");
   const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-  let auditDb: Database.Database | undefined;
+  let auditDb: BetterSqlite3.Database | undefined;
   try {
     // Before any pragma that writes the file: a newer schema is left untouched.
     assertKnownSchema(db);
@@ -109,8 +109,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
  * configured. Not part of Store; production code must not use it.
  */
 export function connectionsForTesting(store: SqliteStore): {
-  main: Database.Database;
-  audit: Database.Database;
+  main: BetterSqlite3.Database;
+  audit: BetterSqlite3.Database;
 } {
   if (!(store instanceof SqliteStoreImpl)) throw new TypeError("not a store from openSqliteStore");
   return SqliteStoreImpl.connections(store);
@@ -171,8 +171,8 @@ function keyParams(key: KeyRecord) {
  * modules, which this class delegates to.
  */
 class SqliteStoreImpl implements SqliteStore {
-  readonly #db: Database.Database;
-  readonly #auditDb: Database.Database;
+  readonly #db: BetterSqlite3.Database;
+  readonly #auditDb: BetterSqlite3.Database;
   readonly #checkpointer: BackgroundCheckpointer | undefined;
   readonly #changes: ChangeFeed;
   readonly #access: AccessTables;
@@ -185,8 +185,8 @@ class SqliteStoreImpl implements SqliteStore {
   }
 
   constructor(
-    db: Database.Database,
-    auditDb: Database.Database,
+    db: BetterSqlite3.Database,
+    auditDb: BetterSqlite3.Database,
     readonly path: string,
     checkpointer: BackgroundCheckpointer | undefined,
   ) {
