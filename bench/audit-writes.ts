@@ -6,19 +6,13 @@
  * subject to the load generator's or the machine's swings between runs the
  * way an audit-on-versus-off comparison of two servers is.
  */
-import { parseMetrics, type Sample, sampleValue } from "../test/support/metrics-text.js";
+import { sampleValue } from "../test/support/metrics-text.js";
+import { readMetrics } from "./metrics.js";
 
 export interface AuditWrites {
   readonly records: number;
   readonly writes: number;
   readonly seconds: number;
-}
-
-/** The server's metrics, as samples. */
-export async function readMetrics(port: number): Promise<Sample[]> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
-  return parseMetrics(await response.text());
 }
 
 export async function auditWrites(port: number): Promise<AuditWrites> {

@@ -3,7 +3,7 @@
  * counts a gRPC error as a success (HTTP 200, the status is in the
  * trailers), so the harness asks the server too.
  */
-import { readMetrics } from "./audit-writes.js";
+import { readMetrics } from "./metrics.js";
 
 /** Every RPC kmsd has answered with a code other than OK, all protocols together. */
 export async function failedRpcs(port: number): Promise<number> {

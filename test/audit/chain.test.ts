@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
+import { openSqliteDatabase } from "../../src/keystore/sqlite/driver.js";
 import { removeDir, startKmsd, tempDataDir } from "../support/kmsd.js";
 import { editAuditRecord, editAuditText, rewriteAuditRecords } from "../support/sqlite-audit.js";
 import {
@@ -56,7 +56,7 @@ function unkeyedSeal(prevSeal: string, rows: readonly { seq: number; record: str
 async function tampered(tamper: (db: BetterSqlite3.Database) => void): Promise<string> {
   const copy = await copyDataDir(dataDir);
   dirs.push(copy);
-  const db = new (sqliteDriver())(path.join(copy, "kmsd.db"));
+  const db = openSqliteDatabase(path.join(copy, "kmsd.db"));
   try {
     tamper(db);
   } finally {

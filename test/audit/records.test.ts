@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
+import { openSqliteDatabase } from "../../src/keystore/sqlite/driver.js";
 import { createKmsGrpcClient, type GrpcCallError } from "../support/grpc-client.js";
 import { type RunningKmsd, removeDir, startKmsd, tempDataDir } from "../support/kmsd.js";
 import {
@@ -486,7 +486,7 @@ describe("one audit record per request", () => {
     // Every record, as exported.
     for (const secret of forbidden) expect(exported).not.toContain(secret);
     // Every row of the audit table, as stored.
-    const db = new (sqliteDriver())(path.join(dataDir, "kmsd.db"), { readonly: true });
+    const db = openSqliteDatabase(path.join(dataDir, "kmsd.db"), { readonly: true });
     let rows: string;
     try {
       rows = JSON.stringify([

@@ -14,7 +14,7 @@ import type {
 } from "../../src/keystore/audit-types.js";
 import { type AuditAppendRow, packAuditRecords } from "../../src/keystore/sqlite/audit-appends.js";
 import { AuditTable } from "../../src/keystore/sqlite/audit-table.js";
-import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
+import { openSqliteDatabase } from "../../src/keystore/sqlite/driver.js";
 import { MIGRATIONS, migrate } from "../../src/keystore/sqlite/migrations.js";
 import { openSqliteStore, type SqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { withRawDb } from "../support/raw-sqlite.js";
@@ -371,7 +371,7 @@ describe("SQLite audit trail stored one row per append", () => {
       const store = await openStore();
       const all = await appendBatches(store);
 
-      const db = new (sqliteDriver())(store.path, { fileMustExist: true });
+      const db = openSqliteDatabase(store.path, { fileMustExist: true });
       try {
         // The statements the store reads with: an AuditTable on this connection prepares them.
         const prepare = db.prepare.bind(db);
@@ -446,7 +446,7 @@ describe("SQLite audit trail stored one row per append", () => {
   describe("migration 6", () => {
     /** Builds the store file at schema version 5, running `fill` on it. */
     function atVersion5(fill: (db: BetterSqlite3.Database) => void, from: 4 | 5 = 5): void {
-      const db = new (sqliteDriver())(join(dir, "kmsd.db"));
+      const db = openSqliteDatabase(join(dir, "kmsd.db"));
       try {
         db.pragma("journal_mode = WAL");
         migrate(db, MIGRATIONS.slice(0, 4));

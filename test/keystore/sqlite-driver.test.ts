@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { sqliteDriver, sqliteDriverPackage } from "../../src/keystore/sqlite/driver.js";
+import { openSqliteDatabase, sqliteDriverPackage } from "../../src/keystore/sqlite/driver.js";
 
 describe("the SQLite driver for each Node.js", () => {
   it.each(["20.12.0", "20.20.2", "22.23.3", "23.11.0"])(
@@ -17,8 +17,7 @@ describe("the SQLite driver for each Node.js", () => {
 
   it("loads, on the Node.js running the tests, the version its package names", () => {
     const expected = sqliteDriverPackage() === "better-sqlite3" ? /^12\./ : /^13\./;
-    const Database = sqliteDriver();
-    const db = new Database(":memory:");
+    const db = openSqliteDatabase(":memory:");
     try {
       expect(db.prepare("SELECT sqlite_version() AS v").get()).toMatchObject({
         v: expect.any(String),

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
+import { openSqliteDatabase } from "../../src/keystore/sqlite/driver.js";
 import { MIGRATIONS, migrate, SchemaVersionError } from "../../src/keystore/sqlite/migrations.js";
 import {
   connectionsForTesting,
@@ -280,7 +280,7 @@ describe("SQLite key store", () => {
     it("2 upgrades a store created at 1, keeping its keys and marking their changes 'key'", async () => {
       const path = join(dir, "kmsd.db");
       const key = makeKey();
-      const db = new (sqliteDriver())(path);
+      const db = openSqliteDatabase(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 1))).toEqual([1]);
@@ -349,7 +349,7 @@ describe("SQLite key store", () => {
     it("3 upgrades a store created at 2: existing keys get rotation off, 365 days, never rotated", async () => {
       const path = join(dir, "kmsd.db");
       const key = makeKey({ primaryVersion: 1 });
-      const db = new (sqliteDriver())(path);
+      const db = openSqliteDatabase(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 2))).toEqual([1, 2]);
@@ -400,7 +400,7 @@ describe("SQLite key store", () => {
     it("4 indexes what each root key wraps, and a store created at 3 lists it", async () => {
       const path = join(dir, "kmsd.db");
       const key = makeKey();
-      const db = new (sqliteDriver())(path);
+      const db = openSqliteDatabase(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 3))).toEqual([1, 2, 3]);
@@ -435,7 +435,7 @@ describe("SQLite key store", () => {
     it("5 and 6 turn a trail written at 4 into format 1 records that verify, and appends seal on from them", async () => {
       const path = join(dir, "kmsd.db");
       const trail = formatOneTrail();
-      const db = new (sqliteDriver())(path);
+      const db = openSqliteDatabase(path);
       try {
         db.pragma("journal_mode = WAL");
         expect(migrate(db, MIGRATIONS.slice(0, 4))).toEqual([1, 2, 3, 4]);
@@ -479,7 +479,7 @@ describe("SQLite key store", () => {
     });
 
     it("roll back a failing migration entirely and keep the earlier ones", () => {
-      const db = new (sqliteDriver())(join(dir, "scratch.db"));
+      const db = openSqliteDatabase(join(dir, "scratch.db"));
       try {
         const broken = [
           ...MIGRATIONS,

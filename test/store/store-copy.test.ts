@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withCore } from "../../src/cli/admin-call.js";
 import { verifyCopy } from "../../src/cli/commands/store.js";
 import { defaultConfig } from "../../src/config/settings.js";
-import { sqliteDriver } from "../../src/keystore/sqlite/driver.js";
+import { openSqliteDatabase } from "../../src/keystore/sqlite/driver.js";
 import { openSqliteStore } from "../../src/keystore/sqlite/sqlite-store.js";
 import { copyStore } from "../../src/keystore/transfer/copy-store.js";
 import { summarizeStore } from "../../src/keystore/transfer/store-contents.js";
@@ -122,7 +122,7 @@ describe("kmsd store copy, SQLite to SQLite", () => {
 
   it("exits 1 when the copy does not verify: a source whose audit trail was tampered with", async () => {
     const tampered = await copyDataDir(source);
-    const db = new (sqliteDriver())(path.join(tampered, "kmsd.db"));
+    const db = openSqliteDatabase(path.join(tampered, "kmsd.db"));
     const start = appendStart(db, 2);
     editAuditRecord(db, 2, (fields) => {
       fields.outcome = "KMS.0000";
@@ -154,7 +154,7 @@ describe("kmsd store copy, SQLite to SQLite", () => {
       expect(clean.ok).toBe(true);
 
       // Behind the store's back: one key's description, one record's outcome.
-      const db = new (sqliteDriver())(to.path);
+      const db = openSqliteDatabase(to.path);
       db.prepare("UPDATE keys SET description = 'changed' WHERE key_id = ?").run(
         populated.disabledKeyId,
       );

@@ -511,22 +511,20 @@ describe("kmsd's HTTP/2: flow control of answers", () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect({ drained, sent: dataBytes() }).toEqual({ drained: false, sent: 0 });
+    /** Opens the connection's and the stream's windows by `bytes`, and lets the answer move. */
+    const grantWindow = async (bytes: number) => {
+      clientSide.write(
+        Buffer.concat([
+          integerFrame(FrameType.WINDOW_UPDATE, 0, bytes),
+          integerFrame(FrameType.WINDOW_UPDATE, 1, bytes),
+        ]),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    };
     // Windows for 1,000,000 bytes: still 200,000 waiting.
-    clientSide.write(
-      Buffer.concat([
-        integerFrame(FrameType.WINDOW_UPDATE, 0, 1_000_000),
-        integerFrame(FrameType.WINDOW_UPDATE, 1, 1_000_000),
-      ]),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await grantWindow(1_000_000);
     expect({ drained, sent: dataBytes() }).toEqual({ drained: false, sent: 1_000_000 });
-    clientSide.write(
-      Buffer.concat([
-        integerFrame(FrameType.WINDOW_UPDATE, 0, 200_000),
-        integerFrame(FrameType.WINDOW_UPDATE, 1, 200_000),
-      ]),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await grantWindow(200_000);
     expect({ drained, sent: dataBytes() }).toEqual({ drained: true, sent: 1_200_000 });
     clientSide.destroy();
   });

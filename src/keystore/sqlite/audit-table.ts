@@ -14,7 +14,7 @@ import type {
   StoredAuditRecord,
 } from "../audit-types.js";
 import { type AuditAppendRow, packAuditRecords, unpackAuditAppend } from "./audit-appends.js";
-import { sqliteDriver } from "./driver.js";
+import { openSqliteDatabase } from "./driver.js";
 import { writeTransaction } from "./sql.js";
 
 /**
@@ -22,7 +22,7 @@ import { writeTransaction } from "./sql.js";
  * must have opened (and migrated) the file first: this one only joins it.
  */
 export function openAuditConnection(path: string, busyTimeoutMs: number): BetterSqlite3.Database {
-  const db = new (sqliteDriver())(path, { timeout: busyTimeoutMs, fileMustExist: true });
+  const db = openSqliteDatabase(path, { timeout: busyTimeoutMs, fileMustExist: true });
   try {
     const mode = db.pragma("journal_mode", { simple: true });
     if (mode !== "wal") throw new Error(`${path}: expected WAL journal mode (got ${mode})`);

@@ -13,8 +13,8 @@ import type BetterSqlite3 from "better-sqlite3";
  * on Node-API instead, ships its binaries prebuilt, and needs Node 22 (on
  * Node 20 it crashes). So kmsd depends on both: 12 as `better-sqlite3`,
  * loaded up to Node 23, and 13 as the optional `better-sqlite3-node24`
- * (npm installs it everywhere; engines only warn), loaded from Node 24 on.
- * Both keep the same file format and API.
+ * (npm installs it where its engines allow, Node 22 on, and skips it on
+ * Node 20), loaded from Node 24 on. Both keep the same file format and API.
  */
 export type SqliteDriver = typeof BetterSqlite3;
 
@@ -45,6 +45,14 @@ export function sqliteDriver(): SqliteDriver {
     );
   }
   return loaded;
+}
+
+/** A connection to the SQLite file at `path`, through this Node.js's driver. */
+export function openSqliteDatabase(
+  path: string,
+  options?: BetterSqlite3.Options,
+): BetterSqlite3.Database {
+  return new (sqliteDriver())(path, options);
 }
 
 /** Where the driver's package is: a worker thread must load the same one. */

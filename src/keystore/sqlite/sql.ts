@@ -15,7 +15,7 @@ export function writeTransaction<T>(db: BetterSqlite3.Database, fn: () => T): T 
  * tells a primary key clash from another UNIQUE constraint on the same row.
  */
 export function isConstraintViolation(error: unknown, kind: "UNIQUE" | "PRIMARYKEY"): boolean {
-  return error instanceof sqliteDriver().SqliteError && error.code === `SQLITE_CONSTRAINT_${kind}`;
+  return sqliteErrorCode(error) === `SQLITE_CONSTRAINT_${kind}`;
 }
 
 /**
@@ -32,9 +32,14 @@ export async function retryWhileBusy<T>(fn: () => T, timeoutMs: number): Promise
     try {
       return fn();
     } catch (error) {
-      const busy = error instanceof sqliteDriver().SqliteError && error.code === "SQLITE_BUSY";
+      const busy = sqliteErrorCode(error) === "SQLITE_BUSY";
       if (!busy || Date.now() >= deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
     }
   }
+}
+
+/** The SQLite result code of an error the driver threw; undefined for any other error. */
+function sqliteErrorCode(error: unknown): string | undefined {
+  return error instanceof sqliteDriver().SqliteError ? error.code : undefined;
 }

@@ -36,7 +36,7 @@ import { AccessTables } from "./access-tables.js";
 import { AuditTable, openAuditConnection } from "./audit-table.js";
 import { ChangeFeed } from "./change-feed.js";
 import { BackgroundCheckpointer, SAFETY_AUTOCHECKPOINT_PAGES } from "./checkpointer.js";
-import { sqliteDriver } from "./driver.js";
+import { openSqliteDatabase, sqliteDriver } from "./driver.js";
 import { assertKnownSchema, migrate } from "./migrations.js";
 import { isConstraintViolation, retryWhileBusy, writeTransaction } from "./sql.js";
 
@@ -68,10 +68,10 @@ const BUSY_TIMEOUT_MS = 5000;
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
   // Before anything touches the disk: on a Node.js without its driver, say so.
-  const Database = sqliteDriver();
+  sqliteDriver();
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const path = join(options.dataDir, options.fileName ?? "kmsd.db");
-  const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  const db = openSqliteDatabase(path, { timeout: BUSY_TIMEOUT_MS });
   let auditDb: BetterSqlite3.Database | undefined;
   try {
     // Before any pragma that writes the file: a newer schema is left untouched.
