@@ -299,18 +299,23 @@ describe("root key rotation and crashes", () => {
         ["root-key", "rotate", "--batch-size", "1", "--data-dir", dataDir],
         both,
       );
-      // Wait for a random number of batches, then a random moment more.
+      // Wait for a random number of batches, then a random moment more. Seen
+      // as each line arrives, not polled: on a fast machine tens of batches
+      // go by in a few milliseconds, and the rotation would finish within
+      // three cycles, leaving too few kills that land midway.
       const batches = 1 + Math.floor(Math.random() * 12);
       await new Promise<void>((resolve) => {
-        const poll = setInterval(() => {
+        const check = () => {
           const done = rotate.stderr().split("rewrapped").length - 1;
-          if (done >= batches || rotate.child.exitCode !== null) {
-            clearInterval(poll);
-            resolve();
-          }
-        }, 2);
+          if (done < batches && rotate.child.exitCode === null) return;
+          rotate.child.stderr?.off("data", check);
+          rotate.child.off("exit", check);
+          resolve();
+        };
+        rotate.child.stderr?.on("data", check);
+        rotate.child.on("exit", check);
       });
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
       rotate.child.kill("SIGKILL");
       const finished = await rotate.finished;
 
